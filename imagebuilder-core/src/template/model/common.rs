@@ -1,0 +1,63 @@
+//! Small value types shared by several parts of a template.
+
+use super::wire_enum;
+
+wire_enum! {
+    /// `Enabled` / `Disabled`, as used by `optimize` and `autoRun`.
+    pub enum FeatureState {
+        /// The feature is on.
+        Enabled = "Enabled",
+        /// The feature is off.
+        Disabled = "Disabled",
+    }
+}
+
+wire_enum! {
+    /// Operating system family of an image.
+    pub enum OsType {
+        /// Linux guests: Shell customizers, SSH.
+        Linux = "Linux",
+        /// Windows guests: PowerShell customizers.
+        Windows = "Windows",
+    }
+}
+
+wire_enum! {
+    /// Hyper-V generation: how the image boots.
+    pub enum HyperVGeneration {
+        /// BIOS boot from an MBR disk.
+        V1 = "V1",
+        /// UEFI boot from a GPT disk.
+        V2 = "V2",
+    }
+}
+
+wire_enum! {
+    /// Security type of an image or gallery image definition.
+    pub enum SecurityType {
+        /// No special security features.
+        Standard = "Standard",
+        /// Can be booted with Trusted Launch; a valid source.
+        TrustedLaunchSupported = "TrustedLaunchSupported",
+        /// Can be booted as a confidential VM; a valid source.
+        ConfidentialVmSupported = "ConfidentialVMSupported",
+        /// Both of the above.
+        TrustedLaunchAndConfidentialVmSupported = "TrustedLaunchAndConfidentialVmSupported",
+        /// Requires Trusted Launch; refused as a source.
+        TrustedLaunch = "TrustedLaunch",
+        /// Requires a confidential VM; refused as a source.
+        ConfidentialVm = "ConfidentialVM",
+    }
+}
+
+wire_enum! {
+    /// Format of a disk image file.
+    pub enum DiskFormat {
+        /// A plain byte-for-byte disk.
+        Raw = "raw",
+        /// QEMU copy-on-write v2.
+        Qcow2 = "qcow2",
+        /// Microsoft virtual hard disk (fixed or dynamic).
+        Vhd = "vhd",
+    }
+}
