@@ -2,7 +2,7 @@
 //! expressions, several templates in one deployment, and errors that name what is missing.
 
 use imagebuilder_core::template::arm::{ArmEnvironment, SuppliedParameters};
-use imagebuilder_core::template::model::{Customizer, Distributor, Script, Source};
+use imagebuilder_core::template::model::{CustomizerSpec, DistributorSpec, Script, SourceSpec};
 use imagebuilder_core::template::{parse_value, ErrorCode, InputShape, ParseOptions};
 use serde_json::{json, Value};
 
@@ -75,15 +75,15 @@ fn evaluates_parameters_variables_and_functions_into_the_typed_model() {
     assert_eq!(t.location.as_deref(), Some("westeurope"));
     assert_eq!(t.api_version.as_str(), "2022-07-01");
     assert_eq!(t.properties.vm_profile.os_disk_size_gb, 30);
-    assert!(matches!(&t.properties.source, Source::PlatformImage(p) if p.sku == "18.04-LTS"));
-    let Customizer::Shell(shell) = &t.properties.customize[0] else {
+    assert!(matches!(&t.properties.source, SourceSpec::PlatformImage(p) if p.sku == "18.04-LTS"));
+    let CustomizerSpec::Shell(shell) = &t.properties.customize[0] else {
         panic!()
     };
     assert_eq!(
         shell.script,
         Script::Inline(vec!["echo Jammy > /tmp/name".into()])
     );
-    let Distributor::SharedImage(gallery) = &t.properties.distribute[0] else {
+    let DistributorSpec::SharedImage(gallery) = &t.properties.distribute[0] else {
         panic!()
     };
     assert_eq!(gallery.run_output_name, "Jammy-sig");

@@ -78,14 +78,14 @@ fn file() -> impl Strategy<Value = FileStep> {
     })
 }
 
-fn customizer() -> impl Strategy<Value = Customizer> {
+fn customizer() -> impl Strategy<Value = CustomizerSpec> {
     let timeouts = proptest::sample::select(vec!["5m", "2h", "1h30m", "90s", "0"]);
     prop_oneof![
-        shell().prop_map(Customizer::Shell),
-        powershell().prop_map(Customizer::PowerShell),
-        file().prop_map(Customizer::File),
+        shell().prop_map(CustomizerSpec::Shell),
+        powershell().prop_map(CustomizerSpec::PowerShell),
+        file().prop_map(CustomizerSpec::File),
         (option::of(text()), text(), "[ -~]{0,10}", timeouts).prop_map(|(name, cmd, check, t)| {
-            Customizer::WindowsRestart(WindowsRestartStep {
+            CustomizerSpec::WindowsRestart(WindowsRestartStep {
                 name,
                 restart_command: cmd,
                 restart_check_command: check,
@@ -99,7 +99,7 @@ fn customizer() -> impl Strategy<Value = Customizer> {
             0u32..2000
         )
             .prop_map(|(name, search_criteria, filters, update_limit)| {
-                Customizer::WindowsUpdate(WindowsUpdateStep {
+                CustomizerSpec::WindowsUpdate(WindowsUpdateStep {
                     name,
                     search_criteria,
                     filters,
@@ -111,9 +111,9 @@ fn customizer() -> impl Strategy<Value = Customizer> {
 
 fn validation() -> impl Strategy<Value = Validation> {
     let validator = prop_oneof![
-        shell().prop_map(Validator::Shell),
-        powershell().prop_map(Validator::PowerShell),
-        file().prop_map(Validator::File),
+        shell().prop_map(ValidatorSpec::Shell),
+        powershell().prop_map(ValidatorSpec::PowerShell),
+        file().prop_map(ValidatorSpec::File),
     ];
     (any::<bool>(), any::<bool>(), vec(validator, 0..3)).prop_map(|(cont, only, v)| Validation {
         continue_distribute_on_failure: cont,
@@ -122,7 +122,7 @@ fn validation() -> impl Strategy<Value = Validation> {
     })
 }
 
-fn source() -> impl Strategy<Value = Source> {
+fn source() -> impl Strategy<Value = SourceSpec> {
     let version = prop_oneof![
         Just("latest".to_owned()),
         "[0-9]{1,4}\\.[0-9]{1,4}\\.[0-9]{1,9}"
@@ -148,7 +148,7 @@ fn source() -> impl Strategy<Value = Source> {
         )
             .prop_map(
                 |(publisher, offer, sku, version, plan_info, exact_version)| {
-                    Source::PlatformImage(PlatformImageSource {
+                    SourceSpec::PlatformImage(PlatformImageSource {
                         publisher,
                         offer,
                         sku,
@@ -158,7 +158,7 @@ fn source() -> impl Strategy<Value = Source> {
                     })
                 }
             ),
-        name().prop_map(|n| Source::ManagedImage(ManagedImageSource {
+        name().prop_map(|n| SourceSpec::ManagedImage(ManagedImageSource {
             image_id: format!("{SUB}/rg/providers/Microsoft.Compute/images/{n}"),
         })),
         (
@@ -167,7 +167,7 @@ fn source() -> impl Strategy<Value = Source> {
             option::of(name())
         )
             .prop_map(|(n, v, exact_version)| {
-                Source::SharedImageVersion(SharedImageVersionSource {
+                SourceSpec::SharedImageVersion(SharedImageVersionSource {
                     image_version_id: format!(
                         "{SUB}/rg/providers/Microsoft.Compute/galleries/g/images/{n}/versions/{v}"
                     ),
@@ -184,7 +184,7 @@ fn source() -> impl Strategy<Value = Source> {
         )
             .prop_map(
                 |(n, format, sha256_checksum, os_type, hyper_v_generation, security_type)| {
-                    Source::DiskImage(DiskImageSource {
+                    SourceSpec::DiskImage(DiskImageSource {
                         uri: format!("file:///images/{n}.img"),
                         format,
                         sha256_checksum,
@@ -198,17 +198,17 @@ fn source() -> impl Strategy<Value = Source> {
 }
 
 /// Gives each target a runOutputName unique by its position, as validation requires.
-fn with_unique_name(mut target: Distributor, index: usize) -> Distributor {
+fn with_unique_name(mut target: DistributorSpec, index: usize) -> DistributorSpec {
     let name = match &mut target {
-        Distributor::ManagedImage(t) => &mut t.run_output_name,
-        Distributor::SharedImage(t) => &mut t.run_output_name,
-        Distributor::Vhd(t) => &mut t.run_output_name,
+        DistributorSpec::ManagedImage(t) => &mut t.run_output_name,
+        DistributorSpec::SharedImage(t) => &mut t.run_output_name,
+        DistributorSpec::Vhd(t) => &mut t.run_output_name,
     };
     name.push_str(&index.to_string());
     target
 }
 
-fn distributor(newest: bool) -> impl Strategy<Value = Distributor> {
+fn distributor(newest: bool) -> impl Strategy<Value = DistributorSpec> {
     let region =
         (name(), 1u32..5, pick::<StorageAccountType>()).prop_map(|(name, count, storage)| {
             TargetRegion {
@@ -237,7 +237,7 @@ fn distributor(newest: bool) -> impl Strategy<Value = Distributor> {
     };
     prop_oneof![
         (name(), tags()).prop_map(|(n, tags)| {
-            Distributor::ManagedImage(ManagedImageTarget {
+            DistributorSpec::ManagedImage(ManagedImageTarget {
                 run_output_name: "managed".into(),
                 artifact_tags: tags,
                 image_id: format!("{SUB}/rg/providers/Microsoft.Compute/images/{n}"),
@@ -256,7 +256,7 @@ fn distributor(newest: bool) -> impl Strategy<Value = Distributor> {
             .prop_map(
                 |(n, tags, (target, repl, storage), exclude, versioning, mode, explicit)| {
                     let version = if explicit { "/versions/1.0.0" } else { "" };
-                    Distributor::SharedImage(SharedImageTarget {
+                    DistributorSpec::SharedImage(SharedImageTarget {
                         run_output_name: "gallery".into(),
                         artifact_tags: tags,
                         gallery_image_id: format!(
@@ -276,7 +276,7 @@ fn distributor(newest: bool) -> impl Strategy<Value = Distributor> {
             prop_oneof![Just(String::new()), Just("file:///out/x.vhd".to_owned())]
         )
             .prop_map(|(tags, uri)| {
-                Distributor::Vhd(VhdTarget {
+                DistributorSpec::Vhd(VhdTarget {
                     run_output_name: "vhd".into(),
                     artifact_tags: tags,
                     uri,

@@ -7,7 +7,7 @@ use crate::template::rules::DurationText;
 /// One customization step (`properties.customize[i]`, discriminated by `type`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type")]
-pub enum Customizer {
+pub enum CustomizerSpec {
     /// Runs a shell script on a Linux guest as the non-root build user.
     Shell(ShellStep),
     /// Runs a PowerShell script on a Windows guest.

@@ -9,7 +9,7 @@ use super::wire_enum;
 /// One distribution target (`properties.distribute[i]`, discriminated by `type`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type")]
-pub enum Distributor {
+pub enum DistributorSpec {
     /// A managed image.
     ManagedImage(ManagedImageTarget),
     /// A version in a compute gallery, replicated to regions.
@@ -19,7 +19,7 @@ pub enum Distributor {
     Vhd(VhdTarget),
 }
 
-impl Distributor {
+impl DistributorSpec {
     /// The target's `runOutputName`.
     pub fn run_output_name(&self) -> &str {
         match self {

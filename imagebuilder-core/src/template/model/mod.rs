@@ -19,10 +19,11 @@ use serde::Serialize;
 
 pub use common::{DiskFormat, FeatureState, HyperVGeneration, OsType, SecurityType};
 pub use customize::{
-    Customizer, FileStep, PowerShellStep, Script, ShellStep, WindowsRestartStep, WindowsUpdateStep,
+    CustomizerSpec, FileStep, PowerShellStep, Script, ShellStep, WindowsRestartStep,
+    WindowsUpdateStep,
 };
 pub use distribute::{
-    Distributor, ManagedImageTarget, ReplicationMode, SharedImageTarget, StorageAccountType,
+    DistributorSpec, ManagedImageTarget, ReplicationMode, SharedImageTarget, StorageAccountType,
     TargetRegion, Versioning, VhdTarget,
 };
 pub use profile::{
@@ -31,9 +32,9 @@ pub use profile::{
 };
 pub use source::{
     DiskImageSource, ManagedImageSource, PlanInfo, PlatformImageSource, SharedImageVersionSource,
-    Source,
+    SourceSpec,
 };
-pub use validate::{Validation, Validator};
+pub use validate::{Validation, ValidatorSpec};
 pub(crate) use wire_enum::wire_enum;
 pub use wire_enum::WireEnum;
 
@@ -96,15 +97,15 @@ impl Serialize for ImageTemplate {
 #[serde(rename_all = "camelCase")]
 pub struct ImageTemplateProperties {
     /// The image the build starts from.
-    pub source: Source,
+    pub source: SourceSpec,
     /// Customization steps, run in order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub customize: Vec<Customizer>,
+    pub customize: Vec<CustomizerSpec>,
     /// Validation of the built image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validate: Option<Validation>,
     /// Where the captured image goes; at least one target.
-    pub distribute: Vec<Distributor>,
+    pub distribute: Vec<DistributorSpec>,
     /// Deadline over all phases in minutes, 0..960; 0 means 240.
     pub build_timeout_in_minutes: u32,
     /// The build VM.

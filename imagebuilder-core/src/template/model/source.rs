@@ -7,7 +7,7 @@ use super::{DiskFormat, HyperVGeneration, OsType, SecurityType};
 /// Where the build VM's disk comes from (`properties.source`, discriminated by `type`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type")]
-pub enum Source {
+pub enum SourceSpec {
     /// A marketplace image named by publisher, offer, sku and version.
     PlatformImage(PlatformImageSource),
     /// A managed image named by its ARM id.

@@ -14,13 +14,13 @@ pub struct Validation {
     pub source_validation_only: bool,
     /// The validators, run in order in a validation VM.
     #[serde(rename = "inVMValidations")]
-    pub in_vm_validations: Vec<Validator>,
+    pub in_vm_validations: Vec<ValidatorSpec>,
 }
 
 /// One validator (`inVMValidations[i]`, discriminated by `type`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type")]
-pub enum Validator {
+pub enum ValidatorSpec {
     /// A shell script whose failure fails validation.
     Shell(ShellStep),
     /// A PowerShell script whose failure fails validation.

@@ -7,7 +7,7 @@ use super::reader::{read_enum, Cx, Fields};
 use super::source::check_id;
 use crate::template::diagnostics::{ErrorCode, Path};
 use crate::template::model::{
-    Distributor, ManagedImageTarget, SharedImageTarget, StorageAccountType, TargetRegion,
+    DistributorSpec, ManagedImageTarget, SharedImageTarget, StorageAccountType, TargetRegion,
     Versioning, VhdTarget,
 };
 use crate::template::rules::{is_placeholder, is_run_output_name, ResourceIdShape};
@@ -27,7 +27,7 @@ const KINDS: &[(&str, Kind)] = &[
 ];
 
 /// Reads the whole list, checking that runOutputNames are unique.
-pub(super) fn distribute(cx: &mut Cx<'_>, items: Vec<(Path, &Value)>) -> Vec<Distributor> {
+pub(super) fn distribute(cx: &mut Cx<'_>, items: Vec<(Path, &Value)>) -> Vec<DistributorSpec> {
     let mut targets = Vec::with_capacity(items.len());
     let mut seen: Vec<String> = Vec::new();
     for (path, value) in items {
@@ -48,7 +48,7 @@ pub(super) fn distribute(cx: &mut Cx<'_>, items: Vec<(Path, &Value)>) -> Vec<Dis
     targets
 }
 
-fn distributor(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Distributor> {
+fn distributor(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<DistributorSpec> {
     let mut f = Fields::of(cx, value, path, ErrorCode::BadDistributeType)?;
     let kind = read_kind(cx, &mut f, KINDS, "distribute type")?;
     let run_output_name = f.str_req(cx, "runOutputName", "runOutputName");
@@ -73,21 +73,21 @@ fn distributor(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Distributor
                 ResourceIdShape::ManagedImage,
                 &image_id,
             );
-            Distributor::ManagedImage(ManagedImageTarget {
+            DistributorSpec::ManagedImage(ManagedImageTarget {
                 run_output_name,
                 artifact_tags,
                 image_id,
                 location: f.str_req(cx, "location", "location (the region of the image)"),
             })
         }
-        Kind::Vhd => Distributor::Vhd(VhdTarget {
+        Kind::Vhd => DistributorSpec::Vhd(VhdTarget {
             run_output_name,
             artifact_tags,
             uri: f.str_or_empty(cx, "uri"),
         }),
         Kind::SharedImage => {
             f.set_code(ErrorCode::BadSharedImageDistribute);
-            Distributor::SharedImage(shared_image(cx, &mut f, run_output_name, artifact_tags))
+            DistributorSpec::SharedImage(shared_image(cx, &mut f, run_output_name, artifact_tags))
         }
     };
     f.finish(cx);

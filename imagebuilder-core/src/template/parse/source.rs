@@ -7,7 +7,7 @@ use super::{read_kind, sha256_field};
 use crate::template::diagnostics::{ErrorCode, Path};
 use crate::template::model::{
     DiskImageSource, ManagedImageSource, PlanInfo, PlatformImageSource, SharedImageVersionSource,
-    Source,
+    SourceSpec,
 };
 use crate::template::rules::{check_security_types, is_placeholder, ResourceIdShape};
 use crate::template::ApiVersion;
@@ -27,14 +27,14 @@ const KINDS: &[(&str, Kind)] = &[
     ("DiskImage", Kind::Disk),
 ];
 
-pub(super) fn source(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Source> {
+pub(super) fn source(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<SourceSpec> {
     let mut f = Fields::of(cx, value, path, ErrorCode::BadSourceType)?;
     let kind = read_kind(cx, &mut f, KINDS, "source type")?;
     let source = match kind {
-        Kind::Platform => Source::PlatformImage(platform_image(cx, &mut f)),
-        Kind::Managed => Source::ManagedImage(managed_image(cx, &mut f)),
-        Kind::GalleryVersion => Source::SharedImageVersion(gallery_version(cx, &mut f)),
-        Kind::Disk => Source::DiskImage(disk_image(cx, &mut f)),
+        Kind::Platform => SourceSpec::PlatformImage(platform_image(cx, &mut f)),
+        Kind::Managed => SourceSpec::ManagedImage(managed_image(cx, &mut f)),
+        Kind::GalleryVersion => SourceSpec::SharedImageVersion(gallery_version(cx, &mut f)),
+        Kind::Disk => SourceSpec::DiskImage(disk_image(cx, &mut f)),
     };
     f.finish(cx);
     Some(source)

@@ -7,7 +7,7 @@ use super::reader::{Cx, Fields};
 use super::{read_kind, sha256_field};
 use crate::template::diagnostics::{ErrorCode, Path};
 use crate::template::model::{
-    Customizer, FileStep, PowerShellStep, Script, ShellStep, Validator, WindowsRestartStep,
+    CustomizerSpec, FileStep, PowerShellStep, Script, ShellStep, ValidatorSpec, WindowsRestartStep,
     WindowsUpdateStep,
 };
 use crate::template::rules::DurationText;
@@ -48,26 +48,26 @@ const VALIDATOR: Codes = Codes {
     no_script: ErrorCode::NoValidatorScript,
 };
 
-pub(super) fn customizer(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Customizer> {
+pub(super) fn customizer(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<CustomizerSpec> {
     let mut f = Fields::of(cx, value, path, CUSTOMIZER.bad)?;
     let kind = read_kind(cx, &mut f, KINDS, "customizer type")?;
     let step = match kind {
-        Kind::Shell => Customizer::Shell(shell(cx, &mut f, &CUSTOMIZER)),
-        Kind::PowerShell => Customizer::PowerShell(powershell(cx, &mut f, &CUSTOMIZER)),
-        Kind::File => Customizer::File(file(cx, &mut f)),
-        Kind::WindowsRestart => Customizer::WindowsRestart(windows_restart(cx, &mut f)),
-        Kind::WindowsUpdate => Customizer::WindowsUpdate(windows_update(cx, &mut f)),
+        Kind::Shell => CustomizerSpec::Shell(shell(cx, &mut f, &CUSTOMIZER)),
+        Kind::PowerShell => CustomizerSpec::PowerShell(powershell(cx, &mut f, &CUSTOMIZER)),
+        Kind::File => CustomizerSpec::File(file(cx, &mut f)),
+        Kind::WindowsRestart => CustomizerSpec::WindowsRestart(windows_restart(cx, &mut f)),
+        Kind::WindowsUpdate => CustomizerSpec::WindowsUpdate(windows_update(cx, &mut f)),
     };
     f.finish(cx);
     Some(step)
 }
 
-pub(super) fn validator(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Validator> {
+pub(super) fn validator(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<ValidatorSpec> {
     let mut f = Fields::of(cx, value, path, VALIDATOR.bad)?;
     let kind = read_kind(cx, &mut f, KINDS, "validator type")?;
     let step = match kind {
-        Kind::Shell => Validator::Shell(shell(cx, &mut f, &VALIDATOR)),
-        Kind::PowerShell => Validator::PowerShell(powershell(cx, &mut f, &VALIDATOR)),
+        Kind::Shell => ValidatorSpec::Shell(shell(cx, &mut f, &VALIDATOR)),
+        Kind::PowerShell => ValidatorSpec::PowerShell(powershell(cx, &mut f, &VALIDATOR)),
         Kind::File => {
             if cx.version < ApiVersion::V2022_07_01 {
                 cx.warning(
@@ -79,7 +79,7 @@ pub(super) fn validator(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Va
                     ),
                 );
             }
-            Validator::File(file(cx, &mut f))
+            ValidatorSpec::File(file(cx, &mut f))
         }
         Kind::WindowsRestart | Kind::WindowsUpdate => {
             let name = KINDS
