@@ -1,0 +1,98 @@
+//! Crash-safe file writes and checked reads.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::StoreError;
+
+/// A name no other writer (thread or process) uses at the same time.
+pub(crate) fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}.{nanos}.{n}", std::process::id())
+}
+
+/// Writes `bytes` to `path` so that readers see the old content or the new, never a mix:
+/// a temporary file in the same directory is written, synced and renamed over `path`.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Ends in `.tmp`, so readers that list `*.json` never pick it up.
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", unique_suffix()));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| StoreError::io("create", &tmp, e))?;
+        file.write_all(bytes)
+            .map_err(|e| StoreError::io("write", &tmp, e))?;
+        file.sync_all()
+            .map_err(|e| StoreError::io("sync", &tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| StoreError::io("rename into place", path, e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    sync_dir(dir)
+}
+
+/// Serializes `value` as pretty JSON and writes it atomically.
+pub(crate) fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StoreError> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| StoreError::io("serialize", path, std::io::Error::other(e)))?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Reads a file; `Ok(None)` when it does not exist.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io("read", path, e)),
+    }
+}
+
+/// Reads a JSON file that must exist; a missing or unreadable one is `Corrupt`.
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
+    let bytes =
+        read_optional(path)?.ok_or_else(|| StoreError::corrupt(path, "the file is missing"))?;
+    serde_json::from_slice(&bytes).map_err(|e| StoreError::corrupt(path, e.to_string()))
+}
+
+/// Creates a directory (and its parents).
+pub(crate) fn create_dir_all(path: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(path).map_err(|e| StoreError::io("create directory", path, e))
+}
+
+/// Makes a rename or a new entry in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StoreError::io("sync directory", dir, e))?;
+    }
+    // Other systems have no portable way to sync a directory; the rename is still atomic.
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// A fresh path under `tmp` for a directory being built or torn down.
+pub(crate) fn tmp_path(tmp: &Path, key: &str, purpose: &str) -> PathBuf {
+    tmp.join(format!("{key}.{}.{purpose}", unique_suffix()))
+}
