@@ -48,6 +48,24 @@ macro_rules! wire_enum {
             }
         }
 
+        impl<'de> serde::Deserialize<'de> for $name {
+            /// Exact spellings only: this reads files this library wrote. Templates go through
+            /// the parser, which applies AIB's case rules.
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(deserializer)?;
+                <Self as $crate::template::model::WireEnum>::VARIANTS
+                    .iter()
+                    .find(|(name, _)| *name == text)
+                    .map(|(_, value)| *value)
+                    .ok_or_else(|| {
+                        serde::de::Error::custom(format!(
+                            "'{text}' is not one of {}",
+                            <Self as $crate::template::model::WireEnum>::expected()
+                        ))
+                    })
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str($crate::template::model::WireEnum::as_str(*self))

@@ -1,0 +1,86 @@
+//! Choosing the object store that serves a URL.
+
+use std::sync::Arc;
+
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreScheme};
+use url::Url;
+
+/// The store serving `url` and the object's path in it, or why there is none.
+pub(super) fn for_url(url: &Url) -> Result<(Arc<dyn ObjectStore>, StorePath), String> {
+    let (scheme, path) = ObjectStoreScheme::parse(url).map_err(|e| e.to_string())?;
+    let store: Arc<dyn ObjectStore> = match scheme {
+        ObjectStoreScheme::Local => Arc::new(object_store::local::LocalFileSystem::new()),
+        ObjectStoreScheme::Http => http(url)?,
+        ObjectStoreScheme::AmazonS3 => s3(url)?,
+        ObjectStoreScheme::MicrosoftAzure => azure(url)?,
+        ObjectStoreScheme::GoogleCloudStorage => gcs(url)?,
+        other => return Err(format!("{other:?} URLs are not supported")),
+    };
+    Ok((store, path))
+}
+
+#[cfg_attr(
+    all(feature = "http", feature = "s3", feature = "azure", feature = "gcp"),
+    allow(dead_code)
+)]
+fn missing(feature: &str) -> String {
+    format!("this build of imagebuilder lacks the '{feature}' feature needed for this URL")
+}
+
+#[cfg(feature = "http")]
+fn http(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+    let origin = url.origin().ascii_serialization();
+    let store = object_store::http::HttpBuilder::new()
+        .with_url(origin)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "http"))]
+fn http(_: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+    Err(missing("http"))
+}
+
+#[cfg(feature = "s3")]
+fn s3(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+    let store = object_store::aws::AmazonS3Builder::from_env()
+        .with_url(url.as_str())
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "s3"))]
+fn s3(_: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+    Err(missing("s3"))
+}
+
+#[cfg(feature = "azure")]
+fn azure(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+    let store = object_store::azure::MicrosoftAzureBuilder::from_env()
+        .with_url(url.as_str())
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "azure"))]
+fn azure(_: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+    Err(missing("azure"))
+}
+
+#[cfg(feature = "gcp")]
+fn gcs(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+    let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+        .with_url(url.as_str())
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "gcp"))]
+fn gcs(_: &Url) -> Result<Arc<dyn ObjectStore>, String> {
+    Err(missing("gcp"))
+}

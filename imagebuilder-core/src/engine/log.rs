@@ -1,0 +1,81 @@
+//! The run's `customization.log` and the guest-output event stream, fed together.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use time::OffsetDateTime;
+
+use super::{BuildEvent, EventSink};
+use crate::host::{OutputLine, OutputSink, OutputStream};
+
+/// Writes timestamped lines to the log file and guest output to the event sink.
+pub(super) struct RunLog {
+    file: Option<Mutex<BufWriter<File>>>,
+    events: Arc<dyn EventSink>,
+}
+
+impl RunLog {
+    pub(super) fn open(path: Option<&Path>, events: Arc<dyn EventSink>) -> std::io::Result<Self> {
+        let file = match path {
+            Some(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
+                Some(Mutex::new(BufWriter::new(file)))
+            }
+            None => None,
+        };
+        Ok(Self { file, events })
+    }
+
+    /// A line from the engine itself.
+    pub(super) fn note(&self, text: &str) {
+        tracing::info!("{text}");
+        self.write("imagebuilder", text);
+    }
+
+    pub(super) fn emit(&self, event: BuildEvent) {
+        self.events.emit(event);
+    }
+
+    fn write(&self, who: &str, text: &str) {
+        let Some(file) = &self.file else { return };
+        let now = OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+        // A full disk must not fail the build; the events still carry the output.
+        let _ = writeln!(file, "{now} [{who}] {text}");
+    }
+
+    pub(super) fn flush(&self) {
+        if let Some(file) = &self.file {
+            let _ = file.lock().unwrap_or_else(PoisonError::into_inner).flush();
+        }
+    }
+
+    /// The sink for a VM's serial console: into the log only (it is noisy).
+    pub(super) fn console(&self) -> impl OutputSink + '_ {
+        move |line: OutputLine<'_>| self.write("console", line.text)
+    }
+}
+
+impl OutputSink for RunLog {
+    fn line(&self, line: OutputLine<'_>) {
+        let who = match line.stream {
+            OutputStream::Stdout => "guest",
+            OutputStream::Stderr => "guest:err",
+        };
+        self.write(who, line.text);
+        self.events.emit(BuildEvent::GuestOutput {
+            stream: line.stream,
+            line: line.text.to_owned(),
+        });
+    }
+}

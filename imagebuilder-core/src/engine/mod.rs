@@ -1,0 +1,15 @@
+//! The build engine: a pure lifecycle ([`RunMachine`]) and the async driver ([`Engine`]) that
+//! performs what it decides.
+
+mod driver;
+mod events;
+mod log;
+mod machine;
+mod phases;
+mod report;
+mod resources;
+
+pub use driver::{new_run_id, Engine, RunOptions};
+pub use events::{BuildEvent, EventSink, NoEvents};
+pub use machine::{InvalidTransition, RunAction, RunEvent, RunFlags, RunMachine};
+pub use report::{RunReport, TargetFailure};
