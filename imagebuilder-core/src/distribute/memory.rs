@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -15,6 +16,7 @@ use crate::template::model::DistributorSpec;
 pub struct InMemoryTargets {
     published: Arc<Mutex<BTreeMap<String, Bytes>>>,
     failing: Arc<Mutex<BTreeSet<String>>>,
+    delays: Arc<Mutex<BTreeMap<String, Duration>>>,
 }
 
 impl InMemoryTargets {
@@ -29,6 +31,14 @@ impl InMemoryTargets {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(run_output_name.to_owned());
+    }
+
+    /// Makes the target `run_output_name` take `delay` before it publishes.
+    pub fn delay(&self, run_output_name: &str, delay: Duration) {
+        self.delays
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(run_output_name.to_owned(), delay);
     }
 
     /// The bytes published under `run_output_name`.
@@ -94,6 +104,10 @@ impl Distributor for InMemoryDistributor {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(name);
+        let delay = self.targets.delays.lock().unwrap_or_else(PoisonError::into_inner).get(name).copied();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         if failing {
             return Err(DistributeError::Rejected {
                 run_output_name: name.clone(),

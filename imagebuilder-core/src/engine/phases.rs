@@ -263,7 +263,7 @@ impl<'a> Run<'a> {
             .capture(&destination)
             .await
             .map_err(|e| crate::error_chain(&e))?;
-        Resources::destroy(self.resources.build_vm.take()).await?;
+        self.destroy_now(VmPurpose::Build).await;
 
         let (sha256, size) = hash_file(&disk.path)
             .await
@@ -321,7 +321,20 @@ impl<'a> Run<'a> {
             .ok_or("internal error: no validation VM")?;
         self.run_steps(vm, RunSubState::Validating, &plan.validators)
             .await?;
-        Resources::destroy(self.resources.validation_vm.take()).await
+        self.destroy_now(VmPurpose::Validation).await;
+        Ok(())
+    }
+
+    /// Destroys a VM that has done its work. A failure is logged, not fatal: as with AIB,
+    /// deleting a build resource is cleanup, and cleanup errors do not change the result.
+    async fn destroy_now(&mut self, purpose: VmPurpose) {
+        let vm = match purpose {
+            VmPurpose::Build => self.resources.build_vm.take(),
+            VmPurpose::Validation => self.resources.validation_vm.take(),
+        };
+        if let Err(e) = Resources::destroy(vm).await {
+            self.log.note(&e);
+        }
     }
 
     /// Publishes the capture to every target at once; each reads the same file.
