@@ -4,6 +4,7 @@ pub mod artifacts;
 pub mod customize;
 pub mod distribute;
 pub mod engine;
+pub mod environment;
 pub mod host;
 pub mod plan;
 pub mod run;

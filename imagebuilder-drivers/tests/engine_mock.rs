@@ -55,7 +55,9 @@ struct Harness {
 
 impl Harness {
     fn new(test: &str) -> Self {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("engine_mock").join(test);
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("engine_mock")
+            .join(test);
         let _ = std::fs::remove_dir_all(&dir);
         let host = MockBuildHost::new();
         let targets = InMemoryTargets::new();
@@ -64,7 +66,13 @@ impl Harness {
             Arc::new(SourceResolver::default()),
             Arc::new(targets.clone()),
         );
-        Self { host, targets, engine, dir, events: Arc::default() }
+        Self {
+            host,
+            targets,
+            engine,
+            dir,
+            events: Arc::default(),
+        }
     }
 
     fn options(&self) -> RunOptions {
@@ -81,7 +89,11 @@ impl Harness {
     }
 
     fn provisions(&self) -> usize {
-        self.host.calls().iter().filter(|c| matches!(c, MockCall::Provision { .. })).count()
+        self.host
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, MockCall::Provision { .. }))
+            .count()
     }
 
     fn log(&self) -> String {
@@ -91,7 +103,10 @@ impl Harness {
     /// Nothing transient is left: no VM alive, no work dir.
     fn assert_clean(&self) {
         assert_eq!(self.host.live_vms(), Vec::<String>::new(), "VMs left alive");
-        assert!(!self.dir.join("work").exists(), "the work dir was left behind");
+        assert!(
+            !self.dir.join("work").exists(),
+            "the work dir was left behind"
+        );
     }
 }
 
@@ -99,43 +114,89 @@ impl Harness {
 async fn a_successful_run_publishes_every_target_and_leaves_nothing() {
     let h = Harness::new("success");
     let report = h.run(&template(|_| {})).await;
-    assert_eq!((report.run_state, report.run_sub_state), (RunState::Succeeded, RunSubState::Distributing), "{}", report.message);
-    let mut names: Vec<&str> = report.outputs.iter().map(|o| o.run_output_name.as_str()).collect();
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Succeeded, RunSubState::Distributing),
+        "{}",
+        report.message
+    );
+    let mut names: Vec<&str> = report
+        .outputs
+        .iter()
+        .map(|o| o.run_output_name.as_str())
+        .collect();
     names.sort();
     assert_eq!(names, ["gallery", "managed", "vhd"]);
     // One capture, the same bytes for every target.
     let vhd = h.targets.published("vhd").unwrap();
     assert_eq!(h.targets.published("gallery").unwrap(), vhd);
     assert!(String::from_utf8_lossy(&vhd).starts_with("mock disk from file:///images/base.qcow2"));
-    assert!(report.outputs.iter().all(|o| o.sha256 == report.outputs[0].sha256));
+    assert!(report
+        .outputs
+        .iter()
+        .all(|o| o.sha256 == report.outputs[0].sha256));
     // A build VM and a validation VM, both destroyed.
-    let purposes: Vec<String> = h.host.calls().iter().filter_map(|c| match c {
-        MockCall::Provision { purpose, .. } => Some(format!("{purpose:?}")),
-        _ => None,
-    }).collect();
+    let purposes: Vec<String> = h
+        .host
+        .calls()
+        .iter()
+        .filter_map(|c| match c {
+            MockCall::Provision { purpose, .. } => Some(format!("{purpose:?}")),
+            _ => None,
+        })
+        .collect();
     assert_eq!(purposes, ["Build", "Validation"]);
     h.assert_clean();
     // Customizers ran in order, then generalize, all in the build VM.
     let commands = h.host.commands();
-    assert!(commands.iter().any(|c| c.contains("cloud-init clean")), "generalize ran: {commands:?}");
+    assert!(
+        commands.iter().any(|c| c.contains("cloud-init clean")),
+        "generalize ran: {commands:?}"
+    );
     let log = h.log();
-    assert!(log.contains("starting Shell packages") && log.contains("starting Generalize"), "{log}");
+    assert!(
+        log.contains("starting Shell packages") && log.contains("starting Generalize"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
 async fn events_report_states_steps_and_bytes() {
     let h = Harness::new("events");
-    h.host.on_exec("echo done", MockResponse::stdout_line("installed nginx"));
+    h.host
+        .on_exec("echo done", MockResponse::stdout_line("installed nginx"));
     h.run(&template(|_| {})).await;
     let events = h.events.lock().unwrap().clone();
-    let states: Vec<RunSubState> = events.iter().filter_map(|e| match e {
-        BuildEvent::StateChanged { run_sub_state, run_state: RunState::Running } => Some(*run_sub_state),
-        _ => None,
-    }).collect();
-    assert_eq!(states, [RunSubState::Building, RunSubState::Customizing, RunSubState::Validating, RunSubState::Distributing]);
-    assert!(events.iter().any(|e| matches!(e, BuildEvent::GuestOutput { line, .. } if line == "installed nginx")));
-    let finished_steps = events.iter().filter(|e| matches!(e, BuildEvent::StepFinished { error: None, .. })).count();
-    assert_eq!(finished_steps, 4, "two customizers, generalize, one validator");
+    let states: Vec<RunSubState> = events
+        .iter()
+        .filter_map(|e| match e {
+            BuildEvent::StateChanged {
+                run_sub_state,
+                run_state: RunState::Running,
+            } => Some(*run_sub_state),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            RunSubState::Building,
+            RunSubState::Customizing,
+            RunSubState::Validating,
+            RunSubState::Distributing
+        ]
+    );
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, BuildEvent::GuestOutput { line, .. } if line == "installed nginx")));
+    let finished_steps = events
+        .iter()
+        .filter(|e| matches!(e, BuildEvent::StepFinished { error: None, .. }))
+        .count();
+    assert_eq!(
+        finished_steps, 4,
+        "two customizers, generalize, one validator"
+    );
     assert!(events.iter().any(|e| matches!(e, BuildEvent::BytesDistributed { run_output_name, done, total } if run_output_name == "vhd" && done == total)));
     let json = serde_json::to_value(&events[0]).unwrap();
     assert_eq!(json["event"], "stateChanged");
@@ -144,14 +205,35 @@ async fn events_report_states_steps_and_bytes() {
 #[tokio::test]
 async fn a_failing_customizer_fails_the_run_and_cleans_up() {
     let h = Harness::new("customizer_cleanup");
-    h.host.on_exec("apt-get install", MockResponse::exit(100).stderr("E: no such package"));
+    h.host.on_exec(
+        "apt-get install",
+        MockResponse::exit(100).stderr("E: no such package"),
+    );
     let report = h.run(&template(|_| {})).await;
-    assert_eq!((report.run_state, report.run_sub_state), (RunState::Failed, RunSubState::Customizing));
-    assert!(report.message.contains("Shell 'packages' exited with code 100"), "{}", report.message);
-    assert!(!h.host.commands().iter().any(|c| c.contains("systemctl enable")), "later steps did not run");
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Failed, RunSubState::Customizing)
+    );
+    assert!(
+        report
+            .message
+            .contains("Shell 'packages' exited with code 100"),
+        "{}",
+        report.message
+    );
+    assert!(
+        !h.host
+            .commands()
+            .iter()
+            .any(|c| c.contains("systemctl enable")),
+        "later steps did not run"
+    );
     assert_eq!(h.targets.names(), Vec::<String>::new(), "nothing published");
     assert_eq!(report.kept_vm, None);
-    assert!(h.log().contains("E: no such package"), "guest stderr is in the log");
+    assert!(
+        h.log().contains("E: no such package"),
+        "guest stderr is in the log"
+    );
     h.assert_clean();
 }
 
@@ -166,7 +248,12 @@ async fn abort_keeps_the_build_vm_and_says_how_to_reach_it() {
     assert!(kept.how.contains("-build"), "{}", kept.how);
     assert_eq!(h.host.kept_vms().len(), 1);
     assert_eq!(h.host.live_vms(), Vec::<String>::new());
-    assert!(h.events.lock().unwrap().iter().any(|e| matches!(e, BuildEvent::VmKept { .. })));
+    assert!(h
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, BuildEvent::VmKept { .. })));
 }
 
 #[tokio::test]
@@ -174,7 +261,10 @@ async fn a_panicking_customizer_fails_the_run_and_cleans_up() {
     let h = Harness::new("panic");
     h.host.on_exec("systemctl enable", MockResponse::panics());
     let report = h.run(&template(|_| {})).await;
-    assert_eq!((report.run_state, report.run_sub_state), (RunState::Failed, RunSubState::Customizing));
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Failed, RunSubState::Customizing)
+    );
     assert!(report.message.contains("panicked"), "{}", report.message);
     h.assert_clean();
 }
@@ -183,13 +273,27 @@ async fn a_panicking_customizer_fails_the_run_and_cleans_up() {
 async fn the_build_timeout_covers_every_phase() {
     // Time is paused and jumps ahead while the run waits on the slow validator.
     let h = Harness::new("timeout");
-    h.host.on_exec("systemctl is-enabled", MockResponse::exit(0).after(Duration::from_secs(3600)));
+    h.host.on_exec(
+        "systemctl is-enabled",
+        MockResponse::exit(0).after(Duration::from_secs(3600)),
+    );
     let t = template(|d| d["properties"]["buildTimeoutInMinutes"] = json!(6));
     let started = tokio::time::Instant::now();
     let report = h.run(&t).await;
-    assert_eq!(started.elapsed().as_secs() / 60, 6, "the run ended at the deadline");
-    assert_eq!((report.run_state, report.run_sub_state), (RunState::Failed, RunSubState::Validating));
-    assert!(report.message.contains("buildTimeoutInMinutes (6 minutes)"), "{}", report.message);
+    assert_eq!(
+        started.elapsed().as_secs() / 60,
+        6,
+        "the run ended at the deadline"
+    );
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Failed, RunSubState::Validating)
+    );
+    assert!(
+        report.message.contains("buildTimeoutInMinutes (6 minutes)"),
+        "{}",
+        report.message
+    );
     h.assert_clean();
 }
 
@@ -202,30 +306,54 @@ async fn cancel_in(phase: RunSubState, test: &str, slow: impl FnOnce(&Harness)) 
     options.cancel = cancel.clone();
     let events = h.events.clone();
     options.events = Arc::new(move |e: BuildEvent| {
-        if matches!(e, BuildEvent::StateChanged { run_sub_state, run_state: RunState::Running } if run_sub_state == phase) {
+        if matches!(e, BuildEvent::StateChanged { run_sub_state, run_state: RunState::Running } if run_sub_state == phase)
+        {
             cancel.cancel();
         }
         events.lock().unwrap().push(e);
     });
     let t = template(|d| d["properties"]["optimize"] = json!({"vmBoot": {"state": "Enabled"}}));
-    let report = tokio::time::timeout(Duration::from_secs(30), h.engine.run(&t, options)).await.expect("cancel is prompt");
-    assert_eq!((report.run_state, report.run_sub_state), (RunState::Canceled, phase), "{}", report.message);
-    let states: Vec<RunState> = h.events.lock().unwrap().iter().filter_map(|e| match e {
-        BuildEvent::StateChanged { run_state, .. } => Some(*run_state),
-        _ => None,
-    }).collect();
-    assert_eq!(states[states.len() - 2..], [RunState::Canceling, RunState::Canceled]);
+    let report = tokio::time::timeout(Duration::from_secs(30), h.engine.run(&t, options))
+        .await
+        .expect("cancel is prompt");
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Canceled, phase),
+        "{}",
+        report.message
+    );
+    let states: Vec<RunState> = h
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            BuildEvent::StateChanged { run_state, .. } => Some(*run_state),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states[states.len() - 2..],
+        [RunState::Canceling, RunState::Canceled]
+    );
     h.assert_clean();
 }
 
 #[tokio::test]
 async fn cancel_while_building() {
-    cancel_in(RunSubState::Building, "cancel_building", |h| h.host.delay(MockOp::ProvisionBuild, Duration::from_secs(600))).await;
+    cancel_in(RunSubState::Building, "cancel_building", |h| {
+        h.host
+            .delay(MockOp::ProvisionBuild, Duration::from_secs(600))
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn cancel_while_customizing() {
-    cancel_in(RunSubState::Customizing, "cancel_customizing", |h| h.host.delay(MockOp::Exec, Duration::from_secs(600))).await;
+    cancel_in(RunSubState::Customizing, "cancel_customizing", |h| {
+        h.host.delay(MockOp::Exec, Duration::from_secs(600))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -235,12 +363,19 @@ async fn cancel_while_optimizing() {
 
 #[tokio::test]
 async fn cancel_while_validating() {
-    cancel_in(RunSubState::Validating, "cancel_validating", |h| h.host.delay(MockOp::ProvisionValidation, Duration::from_secs(600))).await;
+    cancel_in(RunSubState::Validating, "cancel_validating", |h| {
+        h.host
+            .delay(MockOp::ProvisionValidation, Duration::from_secs(600))
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn cancel_while_distributing() {
-    cancel_in(RunSubState::Distributing, "cancel_distributing", |h| h.targets.delay("gallery", Duration::from_secs(600))).await;
+    cancel_in(RunSubState::Distributing, "cancel_distributing", |h| {
+        h.targets.delay("gallery", Duration::from_secs(600))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -257,9 +392,15 @@ async fn cancel_before_start_ends_canceled_in_queued() {
 #[tokio::test]
 async fn failed_validation_stops_distribution_by_default() {
     let h = Harness::new("validation_stop");
-    h.host.on_exec("systemctl is-enabled", MockResponse::exit(1).stdout("disabled"));
+    h.host.on_exec(
+        "systemctl is-enabled",
+        MockResponse::exit(1).stdout("disabled"),
+    );
     let report = h.run(&template(|_| {})).await;
-    assert_eq!((report.run_state, report.run_sub_state), (RunState::Failed, RunSubState::Validating));
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Failed, RunSubState::Validating)
+    );
     assert_eq!(h.targets.names(), Vec::<String>::new());
     h.assert_clean();
 }
@@ -267,10 +408,14 @@ async fn failed_validation_stops_distribution_by_default() {
 #[tokio::test]
 async fn failed_validation_distributes_with_continue_and_still_fails() {
     let h = Harness::new("validation_continue");
-    h.host.on_exec("systemctl is-enabled", MockResponse::exit(1));
+    h.host
+        .on_exec("systemctl is-enabled", MockResponse::exit(1));
     let t = template(|d| d["properties"]["validate"]["continueDistributeOnFailure"] = json!(true));
     let report = h.run(&t).await;
-    assert_eq!((report.run_state, report.run_sub_state), (RunState::Failed, RunSubState::Distributing));
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Failed, RunSubState::Distributing)
+    );
     assert_eq!(report.outputs.len(), 3);
     assert_eq!(h.targets.names().len(), 3);
     h.assert_clean();
@@ -285,7 +430,11 @@ async fn one_failing_target_of_three_is_partial_success() {
     assert_eq!(report.outputs.len(), 2);
     assert_eq!(report.failures.len(), 1);
     assert_eq!(report.failures[0].run_output_name, "managed");
-    assert!(report.message.contains("1 of 3 targets failed"), "{}", report.message);
+    assert!(
+        report.message.contains("1 of 3 targets failed"),
+        "{}",
+        report.message
+    );
     h.assert_clean();
 }
 
@@ -309,12 +458,24 @@ async fn a_checksum_mismatch_fails_before_any_vm_starts() {
     let uri = format!("file://{}", script.display());
     let wrong = "0".repeat(64);
     let t = template(|d| {
-        d["properties"]["customize"] = json!([{"type": "Shell", "scriptUri": uri, "sha256Checksum": wrong}]);
+        d["properties"]["customize"] =
+            json!([{"type": "Shell", "scriptUri": uri, "sha256Checksum": wrong}]);
     });
     let report = h.run(&t).await;
-    assert_eq!((report.run_state, report.run_sub_state), (RunState::Failed, RunSubState::Building));
-    assert!(report.message.contains("sha256 mismatch"), "{}", report.message);
-    assert!(report.message.contains(&wrong), "names the expected digest: {}", report.message);
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Failed, RunSubState::Building)
+    );
+    assert!(
+        report.message.contains("sha256 mismatch"),
+        "{}",
+        report.message
+    );
+    assert!(
+        report.message.contains(&wrong),
+        "names the expected digest: {}",
+        report.message
+    );
     assert_eq!(h.provisions(), 0, "no VM was started");
     h.assert_clean();
 }
@@ -327,9 +488,14 @@ async fn staged_scripts_are_uploaded_and_run() {
     std::fs::write(&script, "#!/bin/sh\nmake install\n").unwrap();
     let uri = format!("file://{}", script.display());
     h.host.on_exec("make install", MockResponse::exit(2));
-    let t = template(|d| d["properties"]["customize"] = json!([{"type": "Shell", "scriptUri": uri}]));
+    let t =
+        template(|d| d["properties"]["customize"] = json!([{"type": "Shell", "scriptUri": uri}]));
     let report = h.run(&t).await;
-    assert_eq!(report.run_state, RunState::Failed, "the script's failing line fails the step");
+    assert_eq!(
+        report.run_state,
+        RunState::Failed,
+        "the script's failing line fails the step"
+    );
     let uploaded = h.host.calls().into_iter().find_map(|c| match c {
         MockCall::Upload { contents, .. } => Some(contents),
         _ => None,
@@ -350,8 +516,16 @@ async fn a_deprovisioning_script_replaces_the_default_generalize() {
     let report = h.run(&t).await;
     assert_eq!(report.run_state, RunState::Succeeded, "{}", report.message);
     let commands = h.host.commands();
-    assert!(commands.iter().any(|c| c == "sudo sh /tmp/DeprovisioningScript.sh"), "{commands:?}");
-    assert!(!commands.iter().any(|c| c.contains("cloud-init clean")), "the default did not run");
+    assert!(
+        commands
+            .iter()
+            .any(|c| c == "sudo sh /tmp/DeprovisioningScript.sh"),
+        "{commands:?}"
+    );
+    assert!(
+        !commands.iter().any(|c| c.contains("cloud-init clean")),
+        "the default did not run"
+    );
 }
 
 #[tokio::test]
@@ -359,11 +533,23 @@ async fn source_validation_only_validates_the_source_and_publishes_nothing() {
     let h = Harness::new("source_validation_only");
     let t = template(|d| d["properties"]["validate"]["sourceValidationOnly"] = json!(true));
     let report = h.run(&t).await;
-    assert_eq!((report.run_state, report.run_sub_state), (RunState::Succeeded, RunSubState::Validating), "{}", report.message);
-    let base_disks: Vec<String> = h.host.calls().into_iter().filter_map(|c| match c {
-        MockCall::Provision { base_disk, purpose, .. } => Some(format!("{purpose:?} {}", base_disk.location)),
-        _ => None,
-    }).collect();
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Succeeded, RunSubState::Validating),
+        "{}",
+        report.message
+    );
+    let base_disks: Vec<String> = h
+        .host
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            MockCall::Provision {
+                base_disk, purpose, ..
+            } => Some(format!("{purpose:?} {}", base_disk.location)),
+            _ => None,
+        })
+        .collect();
     assert_eq!(base_disks, ["Validation file:///images/base.qcow2"]);
     assert_eq!(h.targets.names(), Vec::<String>::new());
     h.assert_clean();
@@ -385,10 +571,21 @@ async fn hosts_refuse_what_they_cannot_build_before_starting() {
     caps.uefi = false;
     let h = Harness::new("capabilities");
     let host = h.host.clone().with_capabilities(caps);
-    let engine = Engine::new(Arc::new(host), Arc::new(SourceResolver::default()), Arc::new(h.targets.clone()));
+    let engine = Engine::new(
+        Arc::new(host),
+        Arc::new(SourceResolver::default()),
+        Arc::new(h.targets.clone()),
+    );
     let t = template(|d| d["properties"]["source"]["hyperVGeneration"] = json!("V2"));
     let report = engine.run(&t, h.options()).await;
-    assert_eq!((report.run_state, report.run_sub_state), (RunState::Failed, RunSubState::Building));
-    assert!(report.message.contains("cannot boot Gen2 (UEFI) images"), "{}", report.message);
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Failed, RunSubState::Building)
+    );
+    assert!(
+        report.message.contains("cannot boot Gen2 (UEFI) images"),
+        "{}",
+        report.message
+    );
     assert_eq!(h.provisions(), 0);
 }

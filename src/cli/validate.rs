@@ -52,7 +52,7 @@ pub(crate) fn run(args: &ValidateArgs) -> Outcome {
                     valid,
                     files: &reports,
                 };
-                println!(
+                out!(
                     "{}",
                     serde_json::to_string_pretty(&doc).expect("reports serialize")
                 );
@@ -111,7 +111,7 @@ fn invalid_report(file: String, diags: &Diagnostics) -> FileReport {
 fn print_text(reports: &[FileReport]) {
     for report in reports {
         for d in report.errors.iter().chain(&report.warnings) {
-            println!("{d}");
+            out!("{d}");
         }
         let warnings = plural(report.warnings.len(), "warning");
         if report.valid {

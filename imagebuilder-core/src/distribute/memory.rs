@@ -104,7 +104,13 @@ impl Distributor for InMemoryDistributor {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(name);
-        let delay = self.targets.delays.lock().unwrap_or_else(PoisonError::into_inner).get(name).copied();
+        let delay = self
+            .targets
+            .delays
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .copied();
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
         }

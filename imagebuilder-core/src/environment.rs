@@ -1,0 +1,197 @@
+//! The environment: how the Azure names in a template map to local things.
+//!
+//! An environment file (JSON) lists the platform images a `PlatformImage` source may name and
+//! the object store of each region. Without one, the embedded default keeps everything under
+//! one state directory, so a first build needs no configuration.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::source::{BaseDisk, InMemoryCatalog};
+use crate::template::model::{DiskFormat, HyperVGeneration, OsType, SecurityType};
+
+/// One version of a platform image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlatformImageEntry {
+    /// Publisher, e.g. `Debian`.
+    pub publisher: String,
+    /// Offer, e.g. `debian-12`.
+    pub offer: String,
+    /// Sku, e.g. `12-gen2`.
+    pub sku: String,
+    /// Version `x.y.z`.
+    pub version: String,
+    /// Where the disk is: a path or URL.
+    pub uri: String,
+    /// Its format.
+    pub format: DiskFormat,
+    /// Its sha256, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Operating system (default Linux).
+    #[serde(default = "linux")]
+    pub os_type: OsType,
+    /// Generation (default V1).
+    #[serde(default = "gen1")]
+    pub hyper_v_generation: HyperVGeneration,
+    /// Security type (default Standard).
+    #[serde(default = "standard")]
+    pub security_type: SecurityType,
+}
+
+fn linux() -> OsType {
+    OsType::Linux
+}
+fn gen1() -> HyperVGeneration {
+    HyperVGeneration::V1
+}
+fn standard() -> SecurityType {
+    SecurityType::Standard
+}
+
+/// Local resources that stand for Azure ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Environment {
+    /// The state directory (templates, staging, images); the default one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    /// Platform images by publisher, offer, sku and version.
+    #[serde(default)]
+    pub platform_images: Vec<PlatformImageEntry>,
+    /// Object store URL of each region (`file://`, `s3://`, `az://`, `gs://`, `memory://`).
+    #[serde(default)]
+    pub regions: BTreeMap<String, String>,
+}
+
+/// An environment file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvironmentError {
+    /// It could not be read.
+    #[error("cannot read environment file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It is not a valid environment.
+    #[error("environment file {path} is not valid: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+}
+
+impl Environment {
+    /// The embedded default: Debian 12 images (Gen1 and Gen2) under `state_dir/images`, which
+    /// the QEMU host's fixture script builds, and one region, `local`, under
+    /// `state_dir/regions/local`.
+    pub fn embedded_default(state_dir: &Path) -> Self {
+        let images = state_dir.join("images");
+        let debian = |sku: &str, file: &str, generation| PlatformImageEntry {
+            publisher: "Debian".into(),
+            offer: "debian-12".into(),
+            sku: sku.into(),
+            version: "1.0.0".into(),
+            uri: images.join(file).display().to_string(),
+            format: DiskFormat::Qcow2,
+            sha256: None,
+            os_type: OsType::Linux,
+            hyper_v_generation: generation,
+            security_type: SecurityType::Standard,
+        };
+        Self {
+            state_dir: Some(state_dir.to_path_buf()),
+            platform_images: vec![
+                debian("12", "debian-12-gen1.qcow2", HyperVGeneration::V1),
+                debian("12-gen2", "debian-12-gen2.qcow2", HyperVGeneration::V2),
+            ],
+            regions: BTreeMap::from([(
+                "local".to_owned(),
+                format!(
+                    "file://{}",
+                    state_dir.join("regions").join("local").display()
+                ),
+            )]),
+        }
+    }
+
+    /// Reads an environment file.
+    pub fn from_file(path: &Path) -> Result<Self, EnvironmentError> {
+        let text = std::fs::read_to_string(path).map_err(|source| EnvironmentError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| EnvironmentError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The platform image catalog this environment describes.
+    pub fn catalog(&self) -> InMemoryCatalog {
+        let catalog = InMemoryCatalog::new();
+        for entry in &self.platform_images {
+            let disk = BaseDisk {
+                location: entry.uri.clone(),
+                format: entry.format,
+                virtual_size: 0,
+                sha256: entry.sha256.clone(),
+                os_type: entry.os_type,
+                hyper_v_generation: entry.hyper_v_generation,
+                security_type: entry.security_type,
+                exact_version: None,
+            };
+            catalog.add(
+                &entry.publisher,
+                &entry.offer,
+                &entry.sku,
+                &entry.version,
+                disk,
+            );
+        }
+        catalog
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_strict_and_name_the_problem() {
+        let dir = std::env::temp_dir().join(format!("env-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("env.json");
+        std::fs::write(&path, r#"{"platformImages": [{"publisher": "P", "offer": "O", "sku": "S", "version": "1.0.0", "uri": "/i.qcow2", "format": "qcow2"}], "regionz": {}}"#).unwrap();
+        let err = Environment::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("unknown field `regionz`"), "{err}");
+        std::fs::write(&path, r#"{"platformImages": [{"publisher": "P", "offer": "O", "sku": "S", "version": "1.0.0", "uri": "/i.qcow2", "format": "qcow2"}]}"#).unwrap();
+        let env = Environment::from_file(&path).unwrap();
+        assert_eq!(
+            env.platform_images[0].hyper_v_generation,
+            HyperVGeneration::V1
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_default_catalog_serves_debian_for_both_generations() {
+        use crate::source::PlatformImageCatalog;
+        let env = Environment::embedded_default(Path::new("/state"));
+        let gen2 = env
+            .catalog()
+            .versions("Debian", "debian-12", "12-gen2")
+            .await
+            .unwrap();
+        assert_eq!(gen2[0].disk.hyper_v_generation, HyperVGeneration::V2);
+        assert_eq!(gen2[0].disk.location, "/state/images/debian-12-gen2.qcow2");
+    }
+}

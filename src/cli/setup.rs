@@ -1,0 +1,94 @@
+//! Options shared by the commands that run builds: state directory, environment, host.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use imagebuilder::core::distribute::InMemoryTargets;
+use imagebuilder::core::engine::Engine;
+use imagebuilder::core::environment::Environment;
+use imagebuilder::core::source::{InMemoryImageStore, SourceResolver};
+use imagebuilder::core::store::TemplateStore;
+use imagebuilder::drivers::mock::MockBuildHost;
+
+use super::UsageError;
+
+/// Where builds run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum HostKind {
+    /// Simulated: no VM; the captured disk is a placeholder and targets are in memory.
+    Mock,
+    /// QEMU on this machine (issue #4).
+    Qemu,
+    /// A libvirt hypervisor (issue #6).
+    Libvirt,
+}
+
+/// `--state-dir`.
+#[derive(Debug, Args)]
+pub(crate) struct StateArgs {
+    /// State directory: templates, staging, images (default: the embedded one,
+    /// $IMAGEBUILDER_STATE_DIR or ~/.local/state/imagebuilder).
+    #[arg(long, value_name = "DIR", global = true)]
+    state_dir: Option<PathBuf>,
+}
+
+impl StateArgs {
+    pub(crate) fn dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(TemplateStore::default_state_dir)
+    }
+
+    pub(crate) fn store(&self) -> Result<TemplateStore, UsageError> {
+        let dir = self.dir();
+        TemplateStore::open(&dir).map_err(|e| {
+            UsageError(format!(
+                "cannot open state directory {}: {}",
+                dir.display(),
+                imagebuilder::core::error_chain(&e)
+            ))
+        })
+    }
+}
+
+/// `--env` and `--host`.
+#[derive(Debug, Args)]
+pub(crate) struct EngineArgs {
+    /// Environment file mapping Azure names to local resources (default: the embedded one).
+    #[arg(long = "env", value_name = "FILE")]
+    env_file: Option<PathBuf>,
+
+    /// Build host.
+    #[arg(long, value_enum, default_value_t = HostKind::Mock)]
+    host: HostKind,
+}
+
+impl EngineArgs {
+    /// The engine these arguments describe.
+    pub(crate) fn engine(&self, state_dir: &std::path::Path) -> Result<Engine, UsageError> {
+        let environment = match &self.env_file {
+            Some(path) => Environment::from_file(path)
+                .map_err(|e| UsageError(imagebuilder::core::error_chain(&e)))?,
+            None => Environment::embedded_default(state_dir),
+        };
+        let source = SourceResolver::new(
+            Arc::new(environment.catalog()),
+            Arc::new(InMemoryImageStore::new()),
+            Arc::new(InMemoryImageStore::new()),
+        );
+        match self.host {
+            HostKind::Mock => Ok(Engine::new(
+                Arc::new(MockBuildHost::new()),
+                Arc::new(source),
+                Arc::new(InMemoryTargets::new()),
+            )),
+            HostKind::Qemu => Err(UsageError(
+                "the qemu host is not available yet (issue #4); use --host mock".into(),
+            )),
+            HostKind::Libvirt => Err(UsageError(
+                "the libvirt host is not available yet (issue #6); use --host mock".into(),
+            )),
+        }
+    }
+}

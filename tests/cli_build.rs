@@ -1,0 +1,241 @@
+//! `imagebuilder build` and `imagebuilder template ...` on the mock host: exit codes, JSON
+//! events, and the template lifecycle over a state directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn imagebuilder(state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imagebuilder"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(state)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the imagebuilder binary runs")
+}
+
+fn state_dir(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli_build")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn build_on_the_mock_host_succeeds_and_prints_outputs() {
+    let state = state_dir("build_ok");
+    let out = imagebuilder(
+        &state,
+        &["build", "examples/templates/platform-image-to-vhd.json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("debian12-web-vhd\tmemory://debian12-web/debian12-web-vhd\t"),
+        "{stdout}"
+    );
+    let builds: Vec<_> = std::fs::read_dir(state.join("builds")).unwrap().collect();
+    assert_eq!(builds.len(), 1);
+    let run_dir = builds[0].as_ref().unwrap().path();
+    let log = std::fs::read_to_string(run_dir.join("customization.log")).unwrap();
+    assert!(log.contains("starting Shell write-motd"), "{log}");
+    assert!(!run_dir.join("work").exists(), "the work dir is removed");
+}
+
+#[test]
+fn build_json_prints_events_then_the_result() {
+    let state = state_dir("build_json");
+    let out = imagebuilder(
+        &state,
+        &[
+            "build",
+            "--json",
+            "examples/templates/gallery-version-to-gallery.json",
+        ],
+    );
+    // The default environment has no gallery images yet: the source cannot be resolved.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let lines: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines[0]["event"], "stateChanged");
+    let last = lines.last().unwrap();
+    assert_eq!(last["runState"], "Failed");
+    assert_eq!(last["runSubState"], "Building");
+    assert!(
+        last["message"].as_str().unwrap().contains("gallery image"),
+        "{last}"
+    );
+    assert_eq!(last["outputs"], Value::Array(vec![]));
+}
+
+#[test]
+fn build_with_an_invalid_template_is_a_usage_error() {
+    let state = state_dir("build_invalid");
+    let dir = state.join("input");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.json");
+    std::fs::write(&path, r#"{"source": {"type": "ISO"}, "distribute": []}"#).unwrap();
+    let out = imagebuilder(&state, &["build", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("source.type: BadSourceType"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn unavailable_hosts_are_refused_with_exit_2() {
+    let state = state_dir("build_qemu");
+    let out = imagebuilder(
+        &state,
+        &[
+            "build",
+            "--host",
+            "libvirt",
+            "examples/templates/platform-image-to-vhd.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("issue #6"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn template_lifecycle_create_run_outputs_patch_delete() {
+    let state = state_dir("lifecycle");
+    let template = "examples/templates/platform-image-to-vhd.json";
+    assert_eq!(
+        imagebuilder(&state, &["template", "create", "web", template])
+            .status
+            .code(),
+        Some(0)
+    );
+    let again = imagebuilder(&state, &["template", "create", "web", template]);
+    assert_eq!(again.status.code(), Some(2), "templates are immutable");
+    assert!(
+        text(&again.stderr).contains("already exists"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let run = imagebuilder(&state, &["template", "run", "web"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let list = text(&imagebuilder(&state, &["template", "list"]).stdout);
+    assert_eq!(list.trim(), "web\tSucceeded\tSucceeded/Distributing");
+    let outputs: Value =
+        serde_json::from_slice(&imagebuilder(&state, &["template", "outputs", "web"]).stdout)
+            .unwrap();
+    assert_eq!(outputs[0]["runOutputName"], "debian12-web-vhd");
+    let show: Value =
+        serde_json::from_slice(&imagebuilder(&state, &["template", "show", "web"]).stdout).unwrap();
+    assert_eq!(show["lastRunStatus"]["runState"], "Succeeded");
+    assert!(show["lastRunStatus"]["endTime"].is_string());
+
+    let patches = state.join("patches");
+    std::fs::create_dir_all(&patches).unwrap();
+    std::fs::write(
+        patches.join("tags.json"),
+        r#"{"tags": {"owner": "platform"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        patches.join("drop.json"),
+        r#"{"properties": {"distribute": [{"type": "VHD", "runOutputName": "other"}]}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        patches.join("source.json"),
+        r#"{"properties": {"source": {"type": "PlatformImage"}}}"#,
+    )
+    .unwrap();
+    let ok = imagebuilder(
+        &state,
+        &[
+            "template",
+            "patch",
+            "web",
+            patches.join("tags.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    let drop = imagebuilder(
+        &state,
+        &[
+            "template",
+            "patch",
+            "web",
+            patches.join("drop.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(drop.status.code(), Some(1), "dropping a target is refused");
+    assert!(
+        text(&drop.stdout).contains("Deleting a distribution target is not allowed"),
+        "{}",
+        text(&drop.stdout)
+    );
+    let source = imagebuilder(
+        &state,
+        &[
+            "template",
+            "patch",
+            "web",
+            patches.join("source.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        source.status.code(),
+        Some(1),
+        "only tags, identity, distribute and vmProfile"
+    );
+
+    assert_eq!(
+        imagebuilder(&state, &["template", "delete", "web"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert!(
+        !state.join("templates").join("web").exists(),
+        "staging is removed"
+    );
+    assert_eq!(
+        imagebuilder(&state, &["template", "show", "web"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn cancel_without_a_running_build_is_an_error() {
+    let state = state_dir("cancel_idle");
+    assert_eq!(
+        imagebuilder(
+            &state,
+            &[
+                "template",
+                "create",
+                "web",
+                "examples/templates/properties-only.json"
+            ]
+        )
+        .status
+        .code(),
+        Some(0)
+    );
+    let out = imagebuilder(&state, &["template", "cancel", "web"]);
+    assert_eq!(out.status.code(), Some(2));
+}
