@@ -31,8 +31,11 @@ fn missing(feature: &str) -> String {
 #[cfg(feature = "http")]
 fn http(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
     let origin = url.origin().ascii_serialization();
+    // Plain http is the user's choice (the template names it); the checksum guards content.
+    let options = object_store::ClientOptions::new().with_allow_http(url.scheme() == "http");
     let store = object_store::http::HttpBuilder::new()
         .with_url(origin)
+        .with_client_options(options)
         .build()
         .map_err(|e| e.to_string())?;
     Ok(Arc::new(store))
