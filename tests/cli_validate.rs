@@ -275,3 +275,18 @@ fn deployment_parameters_come_from_a_parameters_file() {
     let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(doc["files"][0]["shape"], "deployment");
 }
+
+#[test]
+fn several_files_prefix_each_line_with_its_file_and_escape_newlines() {
+    let bad = invalid_template().replace(r#""bad name""#, r#""bad\nname""#);
+    let a = temp_file("multi-a.json", &bad);
+    let b = temp_file("multi-b.json", VALID);
+    let out = imagebuilder(&["validate", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let prefix = format!("{}: ", a.display());
+    assert!(lines.iter().all(|l| l.starts_with(&prefix)), "{text}");
+    assert!(lines[1].contains(r"'bad\nname'"), "{text}");
+}

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use imagebuilder_core::artifacts::{fetch, ArtifactError};
 
 fn dir(test: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("artifacts_fetch").join(test);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("artifacts_fetch")
+        .join(test);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -24,8 +26,13 @@ async fn local_files_are_copied_and_verified() {
     let dir = dir("local");
     let source = dir.join("script.sh");
     std::fs::write(&source, CONTENT).unwrap();
-    for uri in [format!("file://{}", source.display()), source.display().to_string()] {
-        let fetched = fetch(&uri, Some(&digest().to_uppercase()), &dir.join("staging")).await.unwrap();
+    for uri in [
+        format!("file://{}", source.display()),
+        source.display().to_string(),
+    ] {
+        let fetched = fetch(&uri, Some(&digest().to_uppercase()), &dir.join("staging"))
+            .await
+            .unwrap();
         assert_eq!(fetched.sha256, digest());
         assert_eq!(fetched.size, CONTENT.len() as u64);
         assert_eq!(std::fs::read(&fetched.path).unwrap(), CONTENT);
@@ -39,23 +46,43 @@ async fn a_mismatch_names_both_digests_and_leaves_nothing() {
     std::fs::write(&source, CONTENT).unwrap();
     let staging = dir.join("staging");
     let wrong = "ab".repeat(32);
-    let err = fetch(&format!("file://{}", source.display()), Some(&wrong), &staging).await.unwrap_err();
+    let err = fetch(
+        &format!("file://{}", source.display()),
+        Some(&wrong),
+        &staging,
+    )
+    .await
+    .unwrap_err();
     match &err {
-        ArtifactError::ChecksumMismatch { expected, actual, .. } => {
+        ArtifactError::ChecksumMismatch {
+            expected, actual, ..
+        } => {
             assert_eq!(expected, &wrong);
             assert_eq!(actual, &digest());
         }
         other => panic!("expected a mismatch, got {other}"),
     }
-    assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0, "no file is left in staging");
+    assert_eq!(
+        std::fs::read_dir(&staging).unwrap().count(),
+        0,
+        "no file is left in staging"
+    );
 }
 
 #[tokio::test]
 async fn missing_files_and_unknown_schemes_are_errors_naming_the_uri() {
     let dir = dir("missing");
-    let err = fetch("file:///nonexistent/imagebuilder/x.sh", None, &dir).await.unwrap_err();
-    assert!(err.to_string().contains("failed to fetch file:///nonexistent/imagebuilder/x.sh"), "{err}");
-    let err = fetch("ftp://example.test/x.sh", None, &dir).await.unwrap_err();
+    let err = fetch("file:///nonexistent/imagebuilder/x.sh", None, &dir)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("failed to fetch file:///nonexistent/imagebuilder/x.sh"),
+        "{err}"
+    );
+    let err = fetch("ftp://example.test/x.sh", None, &dir)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ArtifactError::Unsupported { .. }), "{err}");
 }
 
@@ -73,7 +100,11 @@ async fn http_urls_are_fetched_and_sas_tokens_stay_out_of_messages() {
             let n = socket.read(&mut request).await.unwrap();
             let request = String::from_utf8_lossy(&request[..n]).into_owned();
             let response = if request.starts_with("GET /script.sh") {
-                let mut r = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", CONTENT.len()).into_bytes();
+                let mut r = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    CONTENT.len()
+                )
+                .into_bytes();
                 r.extend_from_slice(CONTENT);
                 r
             } else {
@@ -83,9 +114,21 @@ async fn http_urls_are_fetched_and_sas_tokens_stay_out_of_messages() {
         }
     });
     let dir = dir("http");
-    let fetched = fetch(&format!("http://127.0.0.1:{port}/script.sh"), Some(&digest()), &dir).await.unwrap();
+    let fetched = fetch(
+        &format!("http://127.0.0.1:{port}/script.sh"),
+        Some(&digest()),
+        &dir,
+    )
+    .await
+    .unwrap();
     assert_eq!(std::fs::read(&fetched.path).unwrap(), CONTENT);
-    let err = fetch(&format!("http://127.0.0.1:{port}/missing.sh?sig=SECRET"), None, &dir).await.unwrap_err();
+    let err = fetch(
+        &format!("http://127.0.0.1:{port}/missing.sh?sig=SECRET"),
+        None,
+        &dir,
+    )
+    .await
+    .unwrap_err();
     let text = imagebuilder_core::error_chain(&err);
     assert!(!text.contains("SECRET"), "{text}");
     assert!(text.contains("missing.sh?<redacted>"), "{text}");

@@ -607,7 +607,7 @@ fn template_identity_has_identity_shape_and_is_single() {
     assert_eq!(
         found,
         one(
-            "identity.userAssignedIdentities./subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/images/x",
+            "identity.userAssignedIdentities['/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/images/x']",
             ErrorCode::Other
         )
     );

@@ -108,10 +108,17 @@ fn invalid_report(file: String, diags: &Diagnostics) -> FileReport {
 
 /// Diagnostics one a line on stdout (`PATH: CODE: message`, `PATH: warning: message`);
 /// a summary a file on stderr, so stdout stays easy to parse.
+/// With several files, each line starts with its file. Control characters from the template
+/// are escaped so one problem is always one line.
 fn print_text(reports: &[FileReport]) {
     for report in reports {
+        let prefix = if reports.len() > 1 {
+            format!("{}: ", report.file)
+        } else {
+            String::new()
+        };
         for d in report.errors.iter().chain(&report.warnings) {
-            out!("{d}");
+            out!("{prefix}{}", one_line(&d.to_string()));
         }
         let warnings = plural(report.warnings.len(), "warning");
         if report.valid {
@@ -122,6 +129,19 @@ fn print_text(reports: &[FileReport]) {
             eprintln!("{}: invalid ({errors}, {warnings})", report.file);
         }
     }
+}
+
+/// Control characters written as escapes (`\n`), quotes left alone.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn plural(n: usize, noun: &str) -> String {

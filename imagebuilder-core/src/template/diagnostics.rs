@@ -156,12 +156,18 @@ impl Path {
         Self(start.into())
     }
 
-    /// The path of a field of this object.
+    /// The path of a field of this object. Names that are not plain words (identity ARM ids,
+    /// names with dots or spaces) are quoted, `identity.userAssignedIdentities['/subscriptions/...']`,
+    /// so the path stays unambiguous.
     pub fn field(&self, name: &str) -> Self {
-        if self.0.is_empty() {
-            Self(name.to_owned())
-        } else {
-            Self(format!("{}.{name}", self.0))
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '$'));
+        match (plain, self.0.is_empty()) {
+            (true, true) => Self(name.to_owned()),
+            (true, false) => Self(format!("{}.{name}", self.0)),
+            (false, _) => Self(format!("{}['{}']", self.0, name.replace('\'', "\\'"))),
         }
     }
 
@@ -194,6 +200,11 @@ mod tests {
         assert_eq!(p.to_string(), "properties.customize[2].sha256Checksum");
         assert_eq!(Path::root().to_string(), "$");
         assert_eq!(Path::root().field("location").to_string(), "location");
+        assert_eq!(
+            Path::new("identity").field("/subscriptions/s").to_string(),
+            "identity['/subscriptions/s']"
+        );
+        assert_eq!(Path::root().field("a.b").to_string(), "['a.b']");
     }
 
     #[test]

@@ -209,7 +209,8 @@ fn bare_properties(
         version,
         strict,
     };
-    let properties = parse::properties(&mut cx, value, Path::root())?;
+    // `apiVersion` beside bare properties chose the version above; it is not a property.
+    let properties = parse::properties(&mut cx, value, Path::root(), &["apiVersion"])?;
     Some(ImageTemplate {
         api_version: version,
         name: None,

@@ -116,6 +116,16 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// The `scheme` of `versioning`.
+    pub enum VersioningScheme {
+        /// A version newer than every existing one.
+        Latest = "Latest",
+        /// The source gallery image's version.
+        Source = "Source",
+    }
+}
+
 /// How the version number of an automatically versioned gallery image is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "scheme")]

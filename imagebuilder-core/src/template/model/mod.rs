@@ -24,7 +24,7 @@ pub use customize::{
 };
 pub use distribute::{
     DistributorSpec, ManagedImageTarget, ReplicationMode, SharedImageTarget, StorageAccountType,
-    TargetRegion, Versioning, VhdTarget,
+    TargetRegion, Versioning, VersioningScheme, VhdTarget,
 };
 pub use profile::{
     AutoRun, DataDisk, ErrorHandling, OnError, Optimize, VmBootOptimization, VmProfile, VnetConfig,

@@ -8,7 +8,7 @@ use super::source::check_id;
 use crate::template::diagnostics::{ErrorCode, Path};
 use crate::template::model::{
     DistributorSpec, ManagedImageTarget, SharedImageTarget, StorageAccountType, TargetRegion,
-    Versioning, VhdTarget,
+    Versioning, VersioningScheme, VhdTarget,
 };
 use crate::template::rules::{is_placeholder, is_run_output_name, ResourceIdShape};
 use crate::template::ApiVersion;
@@ -83,7 +83,7 @@ fn distributor(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Distributor
         Kind::Vhd => DistributorSpec::Vhd(VhdTarget {
             run_output_name,
             artifact_tags,
-            uri: f.str_or_empty(cx, "uri"),
+            uri: f.str_since(cx, "uri", ApiVersion::V2022_07_01),
         }),
         Kind::SharedImage => {
             f.set_code(ErrorCode::BadSharedImageDistribute);
@@ -182,12 +182,6 @@ fn target_region(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<TargetReg
     })
 }
 
-#[derive(Clone, Copy)]
-enum Scheme {
-    Latest,
-    Source,
-}
-
 fn versioning(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Versioning> {
     let mut f = Fields::of(cx, value, path, ErrorCode::BadSharedImageDistribute)?;
     let scheme_value = f.get(cx, "scheme");
@@ -201,13 +195,19 @@ fn versioning(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Versioning> 
             );
             None
         }
-        Some(v) => read_enum_like(cx, v, &scheme_path),
+        Some(v) => read_enum(
+            cx,
+            v,
+            &scheme_path,
+            ErrorCode::BadSharedImageDistribute,
+            "versioning scheme",
+        ),
     };
     let result = match scheme? {
-        Scheme::Latest => Versioning::Latest {
+        VersioningScheme::Latest => Versioning::Latest {
             major: f.int_or(cx, "major", -1, -1..=i64::from(i32::MAX)),
         },
-        Scheme::Source => {
+        VersioningScheme::Source => {
             if f.has("major") {
                 cx.error(
                     &f.at("major"),
@@ -221,17 +221,4 @@ fn versioning(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Versioning> 
     };
     f.finish(cx);
     Some(result)
-}
-
-fn read_enum_like(cx: &mut Cx<'_>, value: &Value, path: &Path) -> Option<Scheme> {
-    const SCHEMES: &[(&str, Scheme)] = &[("Latest", Scheme::Latest), ("Source", Scheme::Source)];
-    let text = value.as_str().unwrap_or_default();
-    super::reader::match_spelling(cx, SCHEMES, text, path, "versioning scheme").or_else(|| {
-        cx.error(
-            path,
-            ErrorCode::BadSharedImageDistribute,
-            format!("'{text}' is not a versioning scheme; expected 'Latest' or 'Source'"),
-        );
-        None
-    })
 }

@@ -28,7 +28,7 @@ pub(crate) fn resource(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Ima
     let tags = f.string_map(cx, "tags");
     let identity = f.object(cx, "identity").and_then(|i| identity(cx, i));
     let properties = match f.get(cx, "properties") {
-        Some(v) => super::properties(cx, v, f.at("properties")),
+        Some(v) => super::properties(cx, v, f.at("properties"), &[]),
         None => {
             cx.error(
                 &f.at("properties"),

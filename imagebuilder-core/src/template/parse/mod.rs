@@ -79,14 +79,19 @@ fn sha256_field(cx: &mut Cx<'_>, f: &mut Fields<'_>) -> String {
     checksum
 }
 
-/// Reads `properties`. Returns `None` only when its required parts could not be read at
-/// all; every problem is in `cx` either way.
+/// Reads `properties`; `also_allowed` names envelope fields that may stand beside them (bare
+/// properties carry `apiVersion`). Returns `None` only when its required parts could not be
+/// read at all; every problem is in `cx` either way.
 pub(crate) fn properties(
     cx: &mut Cx<'_>,
     value: &Value,
     path: Path,
+    also_allowed: &[&'static str],
 ) -> Option<ImageTemplateProperties> {
     let mut f = Fields::of(cx, value, path, ErrorCode::Other)?;
+    for name in also_allowed {
+        f.ignore(cx, name);
+    }
 
     let source = match f.get(cx, "source") {
         Some(v) => source::source(cx, v, f.at("source")),

@@ -63,10 +63,8 @@ fn vnet_config(cx: &mut Cx<'_>, mut f: Fields<'_>) -> VnetConfig {
         ResourceIdShape::Subnet,
         &subnet_id,
     );
-    let container_instance_subnet_id = f
-        .get_since(cx, "containerInstanceSubnetId", ApiVersion::V2024_02_01)
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let container_instance_subnet_id =
+        f.str_since(cx, "containerInstanceSubnetId", ApiVersion::V2024_02_01);
     let path = f.at("containerInstanceSubnetId");
     check_id(
         cx,

@@ -209,6 +209,23 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A string field added in a later api-version (see [`Fields::get_since`]); empty when absent.
+    pub(crate) fn str_since(
+        &mut self,
+        cx: &mut Cx<'_>,
+        name: &'static str,
+        since: ApiVersion,
+    ) -> String {
+        match self.get_since(cx, name, since) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => {
+                self.type_error(cx, name, "a string", other);
+                String::new()
+            }
+            None => String::new(),
+        }
+    }
+
     /// A string that may be absent; empty when it is.
     pub(crate) fn str_or_empty(&mut self, cx: &mut Cx<'_>, name: &'static str) -> String {
         self.str_opt(cx, name).unwrap_or_default()
