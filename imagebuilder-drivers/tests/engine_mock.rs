@@ -589,3 +589,24 @@ async fn hosts_refuse_what_they_cannot_build_before_starting() {
     );
     assert_eq!(h.provisions(), 0);
 }
+
+#[tokio::test]
+async fn dropping_a_run_midway_still_destroys_its_vm() {
+    let h = Harness::new("dropped");
+    h.host.on_exec(
+        "apt-get install",
+        MockResponse::exit(0).after(Duration::from_secs(600)),
+    );
+    let t = template(|_| {});
+    let dropped = tokio::time::timeout(Duration::from_millis(300), h.run(&t)).await;
+    assert!(dropped.is_err(), "the run was still going when dropped");
+    assert_eq!(h.provisions(), 1);
+    // Cleanup runs in the background after the drop.
+    for _ in 0..100 {
+        if h.host.live_vms().is_empty() && !h.dir.join("work").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.assert_clean();
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::log::RunLog;
 use super::phases::{PhaseOutcome, Run};
@@ -109,6 +110,11 @@ impl Engine {
     /// every VM and temporary file is gone afterwards, except a VM kept by
     /// `errorHandling: abort` (reported in [`RunReport::kept_vm`]).
     pub async fn run(&self, template: &dyn Template, options: RunOptions) -> RunReport {
+        let span = tracing::info_span!("run", template = template.name(), run_id = %options.run_id, host = self.host.name());
+        self.run_inner(template, options).instrument(span).await
+    }
+
+    async fn run_inner(&self, template: &dyn Template, options: RunOptions) -> RunReport {
         let start_time = OffsetDateTime::now_utc();
         let deadline = tokio::time::Instant::now() + template.build_timeout();
         let events = options.events.clone();
@@ -149,7 +155,9 @@ impl Engine {
                 // The phase's future was dropped when the cancel arrived: its work has stopped.
                 RunAction::StopWork => RunEvent::WorkStopped,
                 phase => {
-                    let work = std::panic::AssertUnwindSafe(run.perform(phase)).catch_unwind();
+                    let span = tracing::info_span!("phase", phase = ?machine.run_sub_state);
+                    let work = std::panic::AssertUnwindSafe(run.perform(phase).instrument(span))
+                        .catch_unwind();
                     tokio::select! {
                         biased;
                         _ = cancel.cancelled() => {
