@@ -84,14 +84,26 @@ fn customizer() -> impl Strategy<Value = CustomizerSpec> {
         shell().prop_map(CustomizerSpec::Shell),
         powershell().prop_map(CustomizerSpec::PowerShell),
         file().prop_map(CustomizerSpec::File),
-        (option::of(text()), text(), "[ -~]{0,10}", timeouts).prop_map(|(name, cmd, check, t)| {
-            CustomizerSpec::WindowsRestart(WindowsRestartStep {
-                name,
-                restart_command: cmd,
-                restart_check_command: check,
-                restart_timeout: DurationText::parse(t).unwrap(),
-            })
-        }),
+        (
+            option::of(text()),
+            text(),
+            "[ -~]{0,10}",
+            timeouts,
+            any::<bool>()
+        )
+            .prop_map(|(name, cmd, check, t, windows)| {
+                let step = RestartStep {
+                    name,
+                    restart_command: cmd,
+                    restart_check_command: check,
+                    restart_timeout: DurationText::parse(t).unwrap(),
+                };
+                if windows {
+                    CustomizerSpec::WindowsRestart(step)
+                } else {
+                    CustomizerSpec::Restart(step)
+                }
+            }),
         (
             option::of(text()),
             "[ -~]{0,10}",

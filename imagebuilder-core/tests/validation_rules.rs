@@ -793,3 +793,25 @@ fn placeholders_pass_format_checks() {
     });
     assert_eq!(found, vec![]);
 }
+
+#[test]
+fn linux_restart_is_an_extension_with_its_own_default_command() {
+    use imagebuilder_core::template::model::CustomizerSpec;
+    let mut doc = base();
+    props(&mut doc)["customize"] = json!([{"type": "Restart", "restartTimeout": "10m"}]);
+    let parsed = parse_value(&doc, &ParseOptions::default()).expect("Restart is accepted");
+    let CustomizerSpec::Restart(step) = &parsed.templates[0].properties.customize[0] else {
+        panic!("a Restart step");
+    };
+    assert_eq!(step.restart_command, "sudo reboot");
+    assert_eq!(step.restart_timeout.duration().as_secs(), 600);
+    let found =
+        errors_after(|d| props(d)["validate"]["inVMValidations"][0] = json!({"type": "Restart"}));
+    assert_eq!(
+        found,
+        one(
+            "properties.validate.inVMValidations[0].type",
+            ErrorCode::UnsupportedValidatorType
+        )
+    );
+}

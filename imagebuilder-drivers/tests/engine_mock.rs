@@ -610,3 +610,51 @@ async fn dropping_a_run_midway_still_destroys_its_vm() {
     }
     h.assert_clean();
 }
+
+#[tokio::test]
+async fn a_linux_restart_step_restarts_the_guest_with_its_default_command() {
+    let h = Harness::new("restart");
+    let t = template(|d| {
+        d["properties"]["customize"] = json!([
+            {"type": "Shell", "inline": ["echo before"]},
+            {"type": "Restart", "restartCheckCommand": "test -f /tmp/booted", "restartTimeout": "2m"},
+            {"type": "Shell", "inline": ["echo after"]}
+        ]);
+    });
+    let report = h.run(&t).await;
+    assert_eq!(report.run_state, RunState::Succeeded, "{}", report.message);
+    let restarts: Vec<String> = h
+        .host
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            MockCall::Restart { command, .. } => Some(command),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(restarts, ["sudo reboot"]);
+}
+
+#[tokio::test]
+async fn a_host_that_cannot_restart_refuses_restart_steps_up_front() {
+    let mut caps = imagebuilder_core::host::Capabilities::all();
+    caps.restart = false;
+    let h = Harness::new("no_restart");
+    let engine = Engine::new(
+        Arc::new(h.host.clone().with_capabilities(caps)),
+        Arc::new(SourceResolver::default()),
+        Arc::new(h.targets.clone()),
+    );
+    let t = template(|d| d["properties"]["customize"] = json!([{"type": "Restart"}]));
+    let report = engine.run(&t, h.options()).await;
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Failed, RunSubState::Building)
+    );
+    assert!(
+        report.message.contains("cannot restart a guest"),
+        "{}",
+        report.message
+    );
+    assert_eq!(h.provisions(), 0);
+}

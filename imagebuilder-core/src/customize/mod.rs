@@ -22,7 +22,7 @@ pub use file::FileCustomizer;
 pub use generalize::Generalize;
 pub use powershell::PowerShellCustomizer;
 pub use shell::ShellCustomizer;
-pub use windows::{WindowsRestartCustomizer, WindowsUpdateCustomizer};
+pub use windows::{RestartCustomizer, WindowsUpdateCustomizer};
 
 use crate::host::{Guest, OutputSink};
 use crate::template::model::{CustomizerSpec, OsType, ValidatorSpec};
@@ -111,9 +111,8 @@ pub fn for_spec(spec: &CustomizerSpec) -> Arc<dyn Customizer> {
         CustomizerSpec::Shell(step) => Arc::new(ShellCustomizer::new(step.clone())),
         CustomizerSpec::PowerShell(step) => Arc::new(PowerShellCustomizer::new(step.clone())),
         CustomizerSpec::File(step) => Arc::new(FileCustomizer::new(step.clone())),
-        CustomizerSpec::WindowsRestart(step) => {
-            Arc::new(WindowsRestartCustomizer::new(step.clone()))
-        }
+        CustomizerSpec::WindowsRestart(step) => Arc::new(RestartCustomizer::windows(step.clone())),
+        CustomizerSpec::Restart(step) => Arc::new(RestartCustomizer::linux(step.clone())),
         CustomizerSpec::WindowsUpdate(step) => Arc::new(WindowsUpdateCustomizer::new(step.clone())),
     }
 }

@@ -1,4 +1,4 @@
-//! `WindowsRestart` and `WindowsUpdate`.
+//! `WindowsRestart` (and the Linux `Restart` extension) and `WindowsUpdate`.
 
 use async_trait::async_trait;
 
@@ -6,26 +6,40 @@ use super::{
     label, quote, run_checked, upload_text, CustomizeError, Customizer, StepContext, StepInfo,
 };
 use crate::host::{ExecRequest, Guest, RestartOptions};
-use crate::template::model::{WindowsRestartStep, WindowsUpdateStep};
+use crate::template::model::{RestartStep, WindowsUpdateStep};
 
-/// Runs a template's `WindowsRestart` step.
+/// Runs a template's `WindowsRestart` step, or the Linux `Restart` extension: run the
+/// restart command, wait for the guest to go and come back, run the check command, all
+/// within the restart timeout.
 #[derive(Debug, Clone)]
-pub struct WindowsRestartCustomizer {
-    step: WindowsRestartStep,
+pub struct RestartCustomizer {
+    kind: &'static str,
+    step: RestartStep,
 }
 
-impl WindowsRestartCustomizer {
-    /// The customizer for `step`.
-    pub fn new(step: WindowsRestartStep) -> Self {
-        Self { step }
+impl RestartCustomizer {
+    /// The `WindowsRestart` customizer for `step`.
+    pub fn windows(step: RestartStep) -> Self {
+        Self {
+            kind: "WindowsRestart",
+            step,
+        }
+    }
+
+    /// The Linux `Restart` customizer for `step`.
+    pub fn linux(step: RestartStep) -> Self {
+        Self {
+            kind: "Restart",
+            step,
+        }
     }
 }
 
 #[async_trait]
-impl Customizer for WindowsRestartCustomizer {
+impl Customizer for RestartCustomizer {
     fn info(&self) -> StepInfo {
         StepInfo {
-            kind: "WindowsRestart".into(),
+            kind: self.kind.into(),
             name: self.step.name.clone(),
         }
     }
@@ -40,7 +54,7 @@ impl Customizer for WindowsRestartCustomizer {
             .restart(&options)
             .await
             .map_err(|source| CustomizeError::Guest {
-                step: label("WindowsRestart", self.step.name.as_deref(), cx.index),
+                step: label(self.kind, self.step.name.as_deref(), cx.index),
                 source,
             })
     }

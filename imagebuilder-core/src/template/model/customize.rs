@@ -15,7 +15,10 @@ pub enum CustomizerSpec {
     /// Downloads one file into the guest.
     File(FileStep),
     /// Restarts a Windows guest and waits for it.
-    WindowsRestart(WindowsRestartStep),
+    WindowsRestart(RestartStep),
+    /// Extension of this library: restarts a Linux guest and waits for it (AIB has no Linux
+    /// restart customizer; its users asked for one).
+    Restart(RestartStep),
     /// Installs Windows updates.
     WindowsUpdate(WindowsUpdateStep),
 }
@@ -82,10 +85,10 @@ pub struct FileStep {
     pub sha256_checksum: String,
 }
 
-/// `WindowsRestart` customizer.
+/// `WindowsRestart` customizer, and the `Restart` extension for Linux with the same fields.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WindowsRestartStep {
+pub struct RestartStep {
     /// Friendly name of the step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -97,9 +100,11 @@ pub struct WindowsRestartStep {
     pub restart_timeout: DurationText,
 }
 
-impl WindowsRestartStep {
-    /// AIB's default restart command.
+impl RestartStep {
+    /// AIB's default restart command for `WindowsRestart`.
     pub const DEFAULT_RESTART_COMMAND: &'static str = r#"shutdown /r /f /t 0 /c "packer restart""#;
+    /// The default restart command for the Linux `Restart` extension.
+    pub const DEFAULT_LINUX_RESTART_COMMAND: &'static str = "sudo reboot";
     /// AIB's default restart timeout.
     pub const DEFAULT_RESTART_TIMEOUT: &'static str = "5m";
 }

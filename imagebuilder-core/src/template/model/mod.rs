@@ -19,8 +19,7 @@ use serde::Serialize;
 
 pub use common::{DiskFormat, FeatureState, HyperVGeneration, OsType, SecurityType};
 pub use customize::{
-    CustomizerSpec, FileStep, PowerShellStep, Script, ShellStep, WindowsRestartStep,
-    WindowsUpdateStep,
+    CustomizerSpec, FileStep, PowerShellStep, RestartStep, Script, ShellStep, WindowsUpdateStep,
 };
 pub use distribute::{
     DistributorSpec, ManagedImageTarget, ReplicationMode, SharedImageTarget, StorageAccountType,

@@ -7,7 +7,7 @@ use super::reader::{Cx, Fields};
 use super::{read_kind, sha256_field};
 use crate::template::diagnostics::{ErrorCode, Path};
 use crate::template::model::{
-    CustomizerSpec, FileStep, PowerShellStep, Script, ShellStep, ValidatorSpec, WindowsRestartStep,
+    CustomizerSpec, FileStep, PowerShellStep, RestartStep, Script, ShellStep, ValidatorSpec,
     WindowsUpdateStep,
 };
 use crate::template::rules::DurationText;
@@ -20,6 +20,7 @@ enum Kind {
     File,
     WindowsRestart,
     WindowsUpdate,
+    Restart,
 }
 
 const KINDS: &[(&str, Kind)] = &[
@@ -28,6 +29,7 @@ const KINDS: &[(&str, Kind)] = &[
     ("File", Kind::File),
     ("WindowsRestart", Kind::WindowsRestart),
     ("WindowsUpdate", Kind::WindowsUpdate),
+    ("Restart", Kind::Restart),
 ];
 
 /// The codes one list reports.
@@ -55,7 +57,16 @@ pub(super) fn customizer(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<C
         Kind::Shell => CustomizerSpec::Shell(shell(cx, &mut f, &CUSTOMIZER)),
         Kind::PowerShell => CustomizerSpec::PowerShell(powershell(cx, &mut f, &CUSTOMIZER)),
         Kind::File => CustomizerSpec::File(file(cx, &mut f)),
-        Kind::WindowsRestart => CustomizerSpec::WindowsRestart(windows_restart(cx, &mut f)),
+        Kind::WindowsRestart => CustomizerSpec::WindowsRestart(restart(
+            cx,
+            &mut f,
+            RestartStep::DEFAULT_RESTART_COMMAND,
+        )),
+        Kind::Restart => CustomizerSpec::Restart(restart(
+            cx,
+            &mut f,
+            RestartStep::DEFAULT_LINUX_RESTART_COMMAND,
+        )),
         Kind::WindowsUpdate => CustomizerSpec::WindowsUpdate(windows_update(cx, &mut f)),
     };
     f.finish(cx);
@@ -81,7 +92,7 @@ pub(super) fn validator(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Va
             }
             ValidatorSpec::File(file(cx, &mut f))
         }
-        Kind::WindowsRestart | Kind::WindowsUpdate => {
+        Kind::WindowsRestart | Kind::WindowsUpdate | Kind::Restart => {
             let name = KINDS
                 .iter()
                 .find(|(_, k)| *k == kind)
@@ -213,15 +224,16 @@ fn is_absolute_guest_path(path: &str) -> bool {
             && matches!(bytes[2], b'\\' | b'/'))
 }
 
-fn windows_restart(cx: &mut Cx<'_>, f: &mut Fields<'_>) -> WindowsRestartStep {
+/// `WindowsRestart` and the Linux `Restart` extension, which differ only in the default command.
+fn restart(cx: &mut Cx<'_>, f: &mut Fields<'_>, default_command: &str) -> RestartStep {
     let name = name(cx, f);
     let restart_command = f
         .str_opt(cx, "restartCommand")
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| WindowsRestartStep::DEFAULT_RESTART_COMMAND.to_owned());
+        .unwrap_or_else(|| default_command.to_owned());
     let restart_check_command = f.str_or_empty(cx, "restartCheckCommand");
     let default_timeout = || {
-        DurationText::parse(WindowsRestartStep::DEFAULT_RESTART_TIMEOUT)
+        DurationText::parse(RestartStep::DEFAULT_RESTART_TIMEOUT)
             .expect("the default restart timeout is a valid duration")
     };
     let restart_timeout = match f.str_opt(cx, "restartTimeout").filter(|s| !s.is_empty()) {
@@ -231,7 +243,7 @@ fn windows_restart(cx: &mut Cx<'_>, f: &mut Fields<'_>) -> WindowsRestartStep {
             default_timeout()
         }),
     };
-    WindowsRestartStep {
+    RestartStep {
         name,
         restart_command,
         restart_check_command,
