@@ -12,7 +12,7 @@ use crate::host::{OutputLine, OutputSink, OutputStream};
 
 /// Writes timestamped lines to the log file and guest output to the event sink.
 pub(super) struct RunLog {
-    file: Option<Mutex<BufWriter<File>>>,
+    file: Option<Arc<Mutex<BufWriter<File>>>>,
     events: Arc<dyn EventSink>,
 }
 
@@ -27,7 +27,7 @@ impl RunLog {
                     .create(true)
                     .append(true)
                     .open(path)?;
-                Some(Mutex::new(BufWriter::new(file)))
+                Some(Arc::new(Mutex::new(BufWriter::new(file))))
             }
             None => None,
         };
@@ -45,13 +45,9 @@ impl RunLog {
     }
 
     fn write(&self, who: &str, text: &str) {
-        let Some(file) = &self.file else { return };
-        let now = OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
-        // A full disk must not fail the build; the events still carry the output.
-        let _ = writeln!(file, "{now} [{who}] {text}");
+        if let Some(file) = &self.file {
+            write_line(file, who, text);
+        }
     }
 
     pub(super) fn flush(&self) {
@@ -60,10 +56,25 @@ impl RunLog {
         }
     }
 
-    /// The sink for a VM's serial console: into the log only (it is noisy).
-    pub(super) fn console(&self) -> impl OutputSink + '_ {
-        move |line: OutputLine<'_>| self.write("console", line.text)
+    /// The sink for a VM's serial console: into the log only (it is noisy). It outlives
+    /// provisioning, as the console keeps printing while the VM runs.
+    pub(super) fn console(&self) -> Arc<dyn OutputSink> {
+        let file = self.file.clone();
+        Arc::new(move |line: OutputLine<'_>| {
+            if let Some(file) = &file {
+                write_line(file, "console", line.text);
+            }
+        })
     }
+}
+
+fn write_line(file: &Mutex<BufWriter<File>>, who: &str, text: &str) {
+    let now = OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+    // A full disk must not fail the build; the events still carry the output.
+    let _ = writeln!(file, "{now} [{who}] {text}");
 }
 
 impl OutputSink for RunLog {

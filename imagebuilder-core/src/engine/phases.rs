@@ -173,7 +173,7 @@ impl<'a> Run<'a> {
             base_disk,
             vm_profile: self.template.vm_profile(),
             work_dir,
-            console: &console,
+            console,
         };
         let vm = self.engine.host.provision(options).await.map_err(|e| {
             format!(

@@ -1,6 +1,7 @@
 //! Build hosts and the VMs they provision.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -63,7 +64,7 @@ pub enum VmPurpose {
 }
 
 /// What to provision.
-pub struct ProvisionOptions<'a> {
+pub struct ProvisionOptions {
     /// Unique id of this VM; hosts name their resources after it so leftovers can be found.
     pub vm_id: String,
     /// Build or validation.
@@ -74,8 +75,8 @@ pub struct ProvisionOptions<'a> {
     pub vm_profile: VmProfile,
     /// A directory of this run the host may use for its files (overlay, seed, console log).
     pub work_dir: PathBuf,
-    /// Receives the VM's console output, line by line.
-    pub console: &'a dyn OutputSink,
+    /// Receives the VM's console output, line by line, for as long as the VM runs.
+    pub console: Arc<dyn OutputSink>,
 }
 
 /// How a person can reach a VM kept after a failure (`errorHandling: abort`).
@@ -121,8 +122,7 @@ pub trait BuildHost: Send + Sync {
     fn capabilities(&self) -> Capabilities;
 
     /// Starts a VM from `options.base_disk` and waits until its guest answers.
-    async fn provision(&self, options: ProvisionOptions<'_>)
-        -> Result<Box<dyn BuildVm>, HostError>;
+    async fn provision(&self, options: ProvisionOptions) -> Result<Box<dyn BuildVm>, HostError>;
 }
 
 /// One running VM.

@@ -41,14 +41,14 @@ impl Captured {
 async fn provision(host: &dyn BuildHost, cx: &HostTestContext, check: &str) -> Box<dyn BuildVm> {
     let work_dir = cx.work_dir.join(check);
     std::fs::create_dir_all(&work_dir).expect("the check's work dir can be created");
-    let console = |_: OutputLine<'_>| {};
+    let console = std::sync::Arc::new(|_: OutputLine<'_>| {});
     let options = ProvisionOptions {
         vm_id: format!("testkit-{check}-{}", std::process::id()),
         purpose: VmPurpose::Build,
         base_disk: cx.base_disk.clone(),
         vm_profile: Default::default(),
         work_dir,
-        console: &console,
+        console,
     };
     match host.provision(options).await {
         Ok(vm) => vm,

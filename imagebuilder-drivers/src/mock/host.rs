@@ -212,10 +212,7 @@ impl BuildHost for MockBuildHost {
         self.capabilities.clone()
     }
 
-    async fn provision(
-        &self,
-        options: ProvisionOptions<'_>,
-    ) -> Result<Box<dyn BuildVm>, HostError> {
+    async fn provision(&self, options: ProvisionOptions) -> Result<Box<dyn BuildVm>, HostError> {
         let op = match options.purpose {
             VmPurpose::Build => MockOp::ProvisionBuild,
             VmPurpose::Validation => MockOp::ProvisionValidation,
