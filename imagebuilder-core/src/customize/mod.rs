@@ -101,6 +101,12 @@ pub trait Customizer: Send + Sync {
         Vec::new()
     }
 
+    /// The step restarts the guest, so the host must be able to (checked before any VM
+    /// starts).
+    fn restarts_guest(&self) -> bool {
+        false
+    }
+
     /// Runs the step in the guest.
     async fn run(&self, guest: &dyn Guest, cx: &StepContext<'_>) -> Result<(), CustomizeError>;
 }

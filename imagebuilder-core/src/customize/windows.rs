@@ -44,6 +44,10 @@ impl Customizer for RestartCustomizer {
         }
     }
 
+    fn restarts_guest(&self) -> bool {
+        true
+    }
+
     async fn run(&self, guest: &dyn Guest, cx: &StepContext<'_>) -> Result<(), CustomizeError> {
         let options = RestartOptions {
             command: self.step.restart_command.clone(),

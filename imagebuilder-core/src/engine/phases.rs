@@ -460,10 +460,7 @@ fn check_capabilities(
     if aborts && !caps.keep_on_failure {
         return refuse("keep a failed VM (errorHandling: abort)");
     }
-    let restarts = template
-        .customizers()
-        .iter()
-        .any(|c| c.info().kind.ends_with("Restart"));
+    let restarts = template.customizers().iter().any(|c| c.restarts_guest());
     if restarts && !caps.restart {
         return refuse("restart a guest");
     }
