@@ -5,7 +5,8 @@ use serde_json::Value;
 use super::environment::ArmEnvironment;
 use super::error::{dedup, ArmError};
 use super::eval::{evaluate_string, evaluate_tree, EvalContext, Resolver};
-use super::parameters::{Parameters, SuppliedParameters};
+use super::limits::{Budget, Limits};
+use super::parameters::{Parameters, SuppliedParameters, REDACTED};
 use super::path;
 use super::value::{describe, get_property};
 use super::variables::Variables;
@@ -38,6 +39,7 @@ struct Scope<'a> {
     content_version: &'a str,
     parameters: Parameters<'a>,
     variables: Variables<'a>,
+    budget: Budget,
 }
 
 impl Resolver for Scope<'_> {
@@ -56,6 +58,10 @@ impl Resolver for Scope<'_> {
     fn content_version(&self) -> &str {
         self.content_version
     }
+
+    fn budget(&self) -> &Budget {
+        &self.budget
+    }
 }
 
 /// Evaluates every `Microsoft.VirtualMachineImages/imageTemplates` resource
@@ -65,10 +71,26 @@ impl Resolver for Scope<'_> {
 /// variables are evaluated when first used, and other resources (role
 /// assignments, identities, ...) are skipped without being evaluated. All
 /// problems found are returned together, each with a path into `doc`.
+///
+/// Hostile input cannot crash or exhaust the process: nesting, the size of
+/// every value an expression produces and the total work are bounded (see
+/// `limits.rs`), and going past a bound is an error like any other. Values
+/// of `securestring` and `secureObject` parameters never appear in the
+/// errors.
 pub fn evaluate_deployment(
     doc: &Value,
     supplied: &SuppliedParameters,
     env: &ArmEnvironment,
+) -> Result<Vec<EvaluatedResource>, Vec<ArmError>> {
+    evaluate_deployment_within(doc, supplied, env, Limits::default())
+}
+
+/// [`evaluate_deployment`] with the given limits.
+pub(crate) fn evaluate_deployment_within(
+    doc: &Value,
+    supplied: &SuppliedParameters,
+    env: &ArmEnvironment,
+    limits: Limits,
 ) -> Result<Vec<EvaluatedResource>, Vec<ArmError>> {
     let Some(root) = doc.as_object() else {
         return Err(vec![ArmError::new(
@@ -89,6 +111,7 @@ pub fn evaluate_deployment(
             .unwrap_or("1.0.0.0"),
         parameters,
         variables,
+        budget: Budget::new(limits),
     };
     // Every parameter is checked, used or not, so a bad value is reported
     // even when no expression happens to read it.
@@ -101,14 +124,14 @@ pub fn evaluate_deployment(
                 "resources",
                 "symbolic-name resources (languageVersion 2.0) are not supported; 'resources' must be an array",
             ));
-            return Err(dedup(errors));
+            return Err(report(errors, &scope));
         }
         _ => {
             errors.push(ArmError::new(
                 "resources",
                 "the template has no 'resources' array",
             ));
-            return Err(dedup(errors));
+            return Err(report(errors, &scope));
         }
     };
 
@@ -160,9 +183,37 @@ pub fn evaluate_deployment(
     if errors.is_empty() {
         Ok(out)
     } else {
-        Err(dedup(errors))
+        Err(report(errors, &scope))
     }
 }
+
+/// The errors as reported: each once, and with the text of secure
+/// parameter values replaced by [`REDACTED`] wherever an expression
+/// carried it into a message (`int(parameters('password'))` echoes its
+/// argument, for example).
+fn report(errors: Vec<ArmError>, scope: &Scope<'_>) -> Vec<ArmError> {
+    let mut errors = dedup(errors);
+    let mut secrets = scope.parameters.secrets();
+    // Very short values are left alone: replacing every "a" or "on" would
+    // make messages unreadable, and such a value protects nothing anyway.
+    secrets.retain(|s| s.chars().count() >= MIN_SCRUBBED_CHARS);
+    // Longest first, so a secret containing another is replaced whole.
+    secrets.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    secrets.dedup();
+    if !secrets.is_empty() {
+        for e in &mut errors {
+            for s in &secrets {
+                if e.message.contains(s.as_str()) {
+                    e.message = e.message.replace(s.as_str(), REDACTED);
+                }
+            }
+        }
+    }
+    dedup(errors)
+}
+
+/// Shortest secure value [`report`] scrubs from messages.
+const MIN_SCRUBBED_CHARS: usize = 4;
 
 /// Evaluates a resource's optional `condition`.
 fn deployed(condition: Option<&Value>, at: &str, scope: &Scope<'_>) -> Result<bool, Vec<ArmError>> {

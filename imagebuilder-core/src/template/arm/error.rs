@@ -1,5 +1,6 @@
 //! The error type reported by template evaluation.
 
+use std::collections::HashSet;
 use std::fmt;
 
 /// A problem found while evaluating a deployment template or parameters file.
@@ -38,13 +39,18 @@ impl std::error::Error for ArmError {}
 /// A failing parameter or variable is reported by every expression that uses
 /// it; the user needs to see it once.
 pub(crate) fn dedup(errors: Vec<ArmError>) -> Vec<ArmError> {
-    let mut out: Vec<ArmError> = Vec::with_capacity(errors.len());
-    for e in errors {
-        if !out.contains(&e) {
-            out.push(e);
-        }
-    }
-    out
+    let keep: Vec<bool> = {
+        let mut seen = HashSet::with_capacity(errors.len());
+        errors
+            .iter()
+            .map(|e| seen.insert((e.path.as_str(), e.message.as_str())))
+            .collect()
+    };
+    errors
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(e, keep)| keep.then_some(e))
+        .collect()
 }
 
 #[cfg(test)]
@@ -63,5 +69,16 @@ mod tests {
         let b = ArmError::new("b", "2");
         let out = dedup(vec![a.clone(), b.clone(), a.clone()]);
         assert_eq!(out, vec![a, b]);
+    }
+
+    #[test]
+    fn dedup_is_not_quadratic() {
+        let errors: Vec<ArmError> = (0..200_000)
+            .map(|i| ArmError::new(format!("inline[{}]", i % 100_000), "unsupported"))
+            .collect();
+        let start = std::time::Instant::now();
+        assert_eq!(dedup(errors).len(), 100_000);
+        // The linear search took minutes; hashing takes well under a second.
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 }

@@ -6,9 +6,10 @@ use super::environment::ArmEnvironment;
 use super::error::ArmError;
 use super::expression::{classify, TemplateString};
 use super::functions::{self, Args, CallContext};
-use super::parser::{parse, Expr};
+use super::limits::Budget;
+use super::parser::{parse, Expr, ParseError};
 use super::path;
-use super::value::{as_int, describe, get_property, type_name};
+use super::value::{as_int, describe, get_property, list_names, type_name};
 
 /// Where `parameters()` and `variables()` get their values from.
 pub(crate) trait Resolver {
@@ -20,6 +21,8 @@ pub(crate) trait Resolver {
     fn environment(&self) -> &ArmEnvironment;
     /// The template's `contentVersion`, for `deployment()`.
     fn content_version(&self) -> &str;
+    /// The limits and counters of this evaluation.
+    fn budget(&self) -> &Budget;
 }
 
 /// The loop a `copyIndex()` call refers to.
@@ -49,18 +52,23 @@ pub(crate) fn evaluate_string(
     resolver: &dyn Resolver,
     ctx: EvalContext<'_>,
 ) -> Result<Value, Vec<ArmError>> {
+    let budget = resolver.budget();
+    if let Some(e) = budget.exhausted() {
+        return Err(vec![e]);
+    }
     match classify(s) {
         TemplateString::Literal(text) | TemplateString::Escaped(text) => {
             Ok(Value::String(text.to_string()))
         }
         TemplateString::Expression(text) => {
-            let expr = parse(text).map_err(|e| {
-                vec![ArmError::new(
+            let expr = parse(text, budget.room()).map_err(|e| match e {
+                ParseError::TooDeep => vec![budget.too_deep(at)],
+                ParseError::Syntax(e) => vec![ArmError::new(
                     at,
                     format!(
                         "invalid expression: {e} (a literal string that starts with '[' and ends with ']' must be written with '[[')"
                     ),
-                )]
+                )],
             })?;
             Evaluator { resolver, ctx, at }.eval(&expr)
         }
@@ -75,6 +83,9 @@ pub(crate) fn evaluate_tree(
     resolver: &dyn Resolver,
     ctx: EvalContext<'_>,
 ) -> Result<Value, Vec<ArmError>> {
+    let Some(_level) = resolver.budget().enter() else {
+        return Err(vec![resolver.budget().too_deep(at)]);
+    };
     match value {
         Value::String(s) => evaluate_string(s, at, resolver, ctx),
         Value::Array(items) => {
@@ -147,28 +158,53 @@ struct Evaluator<'a> {
 }
 
 impl Evaluator<'_> {
+    fn budget(&self) -> &Budget {
+        self.resolver.budget()
+    }
+
     fn fail(&self, pos: usize, message: impl std::fmt::Display) -> Vec<ArmError> {
-        vec![ArmError::new(
-            self.at,
-            format!("{message} (at position {pos})"),
-        )]
+        let error = ArmError::new(self.at, format!("{message} (at position {pos})"));
+        self.budget().note(&error);
+        vec![error]
     }
 
     fn eval(&self, expr: &Expr) -> Result<Value, Vec<ArmError>> {
+        if let Some(e) = self.budget().exhausted() {
+            return Err(vec![e]);
+        }
+        let Some(_level) = self.budget().enter() else {
+            return Err(vec![self.budget().too_deep(self.at)]);
+        };
         match expr {
             Expr::Str(s) => Ok(Value::String(s.clone())),
             Expr::Int(i) => Ok(Value::from(*i)),
             Expr::Bool(b) => Ok(Value::Bool(*b)),
             Expr::Property { target, name, pos } => {
                 let target = self.eval(target)?;
-                self.property(&target, name, *pos)
+                let value = self.property(&target, name, *pos)?;
+                self.produced(value, *pos, format_args!("reading property '{name}'"))
             }
             Expr::Index { target, index, pos } => {
                 let target = self.eval(target)?;
                 let index = self.eval(index)?;
-                self.index(&target, &index, *pos)
+                let value = self.index(&target, &index, *pos)?;
+                self.produced(value, *pos, "indexing")
             }
             Expr::Call { name, pos, args } => self.call(name, *pos, args),
+        }
+    }
+
+    /// Checks a value a step produced against the budget; `what` names the
+    /// step in the error.
+    fn produced(
+        &self,
+        value: Value,
+        pos: usize,
+        what: impl std::fmt::Display,
+    ) -> Result<Value, Vec<ArmError>> {
+        match self.budget().charge_value(&value) {
+            Ok(()) => Ok(value),
+            Err(m) => Err(self.fail(pos, format!("{what} {m}"))),
         }
     }
 
@@ -183,16 +219,11 @@ impl Evaluator<'_> {
             ));
         };
         get_property(map, name).cloned().ok_or_else(|| {
-            let keys: Vec<&str> = map.keys().map(String::as_str).collect();
             self.fail(
                 pos,
                 format!(
                     "property '{name}' does not exist; available properties are: {}",
-                    if keys.is_empty() {
-                        "(none)".to_string()
-                    } else {
-                        keys.join(", ")
-                    }
+                    list_names(map.keys().map(String::as_str), "(none)")
                 ),
             )
         })
@@ -229,6 +260,8 @@ impl Evaluator<'_> {
         }
     }
 
+    /// A call. Built-ins and lookups count their result against the
+    /// budget; `if` hands back what its branch produced and counted.
     fn call(&self, name: &str, pos: usize, args: &[Expr]) -> Result<Value, Vec<ArmError>> {
         let lower = name.to_ascii_lowercase();
         match lower.as_str() {
@@ -266,8 +299,11 @@ impl Evaluator<'_> {
                     content_version: self.resolver.content_version(),
                     in_parameter_default: self.ctx.in_parameter_default,
                     copy: self.ctx.copy,
+                    budget: self.budget(),
                 };
-                builtin(&Args { name, values }, &call_ctx).map_err(|m| self.fail(pos, m))
+                let value =
+                    builtin(&Args { name, values }, &call_ctx).map_err(|m| self.fail(pos, m))?;
+                self.produced(value, pos, format_args!("function '{name}'"))
             }
         }
     }
@@ -326,12 +362,14 @@ impl Evaluator<'_> {
             }
             (self.resolver.variable(key), "variable")
         };
-        found.unwrap_or_else(|| {
+        let value = found.unwrap_or_else(|| {
             Err(self.fail(
                 pos,
                 format!("{kind} '{key}' is not declared in the template"),
             ))
-        })
+        })?;
+        // Each read hands out a copy, so it counts like a produced value.
+        self.produced(value, pos, format_args!("function '{name}'"))
     }
 }
 

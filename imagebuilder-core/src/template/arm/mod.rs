@@ -20,6 +20,12 @@
 //! expression also give a position: the 1-based character offset within
 //! that JSON string, counting its opening `[` as position 1.
 //!
+//! Templates may be hostile: nesting, the size of every value an
+//! expression produces and the total work of an evaluation are bounded
+//! (all limits are in `limits.rs`), so deep or explosive input is an error
+//! rather than a crash, and the values of `securestring` and
+//! `secureObject` parameters are never shown in errors.
+//!
 //! Deliberate differences from Azure: `guid()` and `uniqueString()` are
 //! deterministic but use a different hash than Azure (see
 //! `functions/hash.rs`); functions that need live Azure state
@@ -33,6 +39,7 @@ mod expression;
 mod functions;
 mod lazy;
 mod lexer;
+mod limits;
 mod parameters;
 mod parser;
 mod path;

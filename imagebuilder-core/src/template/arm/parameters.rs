@@ -1,13 +1,21 @@
 //! Parameters: values supplied by the user, and resolving the template's
 //! declared parameters against them (type checks, defaults, constraints).
 
+use std::cell::RefCell;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use super::error::ArmError;
 use super::eval::{evaluate_tree, EvalContext, Resolver};
 use super::lazy::LazyTable;
 use super::path;
-use super::value::{describe, get_property, type_name};
+use super::value::{a_type_name, describe, get_property, list_names, type_name, ValueSet};
+
+/// Shown in error messages instead of the value of a `securestring` or
+/// `secureObject` parameter.
+pub(crate) const REDACTED: &str = "<secure value>";
 
 /// A supplied value before it is checked against the declaration.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +24,9 @@ enum SuppliedValue {
     Text(String),
     /// From a parameters file or an API caller: must already have the type.
     Json(Value),
+    /// A parameters file entry that names a Key Vault secret: it cannot be
+    /// resolved locally, so it is an error unless a value replaces it.
+    KeyVaultReference,
 }
 
 /// Parameter values supplied by the user.
@@ -25,16 +36,26 @@ enum SuppliedValue {
 /// values makes the command line win.
 #[derive(Debug, Clone, Default)]
 pub struct SuppliedParameters {
-    entries: Vec<(String, SuppliedValue)>,
+    /// Values in insertion order; a replaced value leaves `None` behind so
+    /// replacing does not shift the others.
+    entries: Vec<Option<(String, SuppliedValue)>>,
+    /// Lower-cased name to index in `entries`.
+    index: HashMap<String, usize>,
 }
 
 impl SuppliedParameters {
     /// Parses an ARM parameters file
     /// (`{"$schema": ..., "contentVersion": ..., "parameters": {"name": {"value": ...}}}`).
     ///
-    /// Key Vault `reference` entries cannot be resolved locally and are
-    /// reported as errors naming the parameter; all problems are reported
+    /// A Key Vault `reference` entry cannot be resolved locally: it is
+    /// recorded as needing a value, which a later [`insert_text`] or
+    /// [`insert_json`] for the same name supplies (for example from
+    /// `--parameter`). If none does, evaluating the deployment reports it
+    /// at `parameters.NAME`. Every other problem is reported here, all
     /// together.
+    ///
+    /// [`insert_text`]: SuppliedParameters::insert_text
+    /// [`insert_json`]: SuppliedParameters::insert_json
     pub fn from_parameters_file(doc: &Value) -> Result<Self, Vec<ArmError>> {
         let Some(root) = doc.as_object() else {
             return Err(vec![ArmError::new(
@@ -78,12 +99,7 @@ impl SuppliedParameters {
             if let Some(v) = entry.get("value") {
                 out.insert_json(name, v.clone());
             } else if entry.contains_key("reference") {
-                errors.push(ArmError::new(
-                    at,
-                    format!(
-                        "parameter '{name}' is a Key Vault reference, which cannot be resolved locally; supply the value with --parameter {name}=VALUE"
-                    ),
-                ));
+                out.insert(name, SuppliedValue::KeyVaultReference);
             } else {
                 errors.push(ArmError::new(
                     at,
@@ -115,26 +131,27 @@ impl SuppliedParameters {
     /// Copies every value of `other` into `self`, replacing same-named ones
     /// (for example command-line values over a parameters file).
     pub fn merge_from(&mut self, other: &SuppliedParameters) {
-        for (name, value) in &other.entries {
+        for (name, value) in other.entries.iter().flatten() {
             self.insert(name, value.clone());
         }
     }
 
     /// The supplied parameter names, in insertion order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(n, _)| n.as_str())
+        self.entries.iter().flatten().map(|(n, _)| n.as_str())
     }
 
     fn insert(&mut self, name: &str, value: SuppliedValue) {
-        self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.entries.push((name.to_string(), value));
+        let at = self.entries.len();
+        if let Some(old) = self.index.insert(name.to_ascii_lowercase(), at) {
+            self.entries[old] = None;
+        }
+        self.entries.push(Some((name.to_string(), value)));
     }
 
     fn get(&self, name: &str) -> Option<&SuppliedValue> {
-        self.entries
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        let i = *self.index.get(&name.to_ascii_lowercase())?;
+        self.entries[i].as_ref().map(|(_, v)| v)
     }
 }
 
@@ -174,6 +191,11 @@ impl ParamType {
             ParamType::SecureObject => "secureObject",
             ParamType::Array => "array",
         }
+    }
+
+    /// Whether values of this type are secrets, never shown in messages.
+    fn is_secure(self) -> bool {
+        matches!(self, ParamType::SecureString | ParamType::SecureObject)
     }
 
     fn accepts(self, v: &Value) -> bool {
@@ -228,8 +250,13 @@ struct Declaration<'a> {
 /// The template's declared parameters, resolved on demand.
 pub(crate) struct Parameters<'a> {
     decls: Vec<Declaration<'a>>,
+    /// Lower-cased name to index in `decls` (the first of duplicates).
+    index: HashMap<String, usize>,
     supplied: &'a SuppliedParameters,
     table: LazyTable,
+    /// The text of every secure parameter value resolved so far, for
+    /// [`Parameters::secrets`].
+    secrets: RefCell<Vec<String>>,
 }
 
 /// The shared empty declaration for parameters whose declaration is not an
@@ -273,12 +300,32 @@ impl<'a> Parameters<'a> {
                 format!("'parameters' must be an object, got {}", type_name(other)),
             )),
         }
+        let mut index = HashMap::with_capacity(decls.len());
+        for (i, d) in decls.iter().enumerate() {
+            if let Entry::Vacant(slot) = index.entry(d.name.to_ascii_lowercase()) {
+                slot.insert(i);
+            }
+        }
         let params = Parameters {
             decls,
+            index,
             supplied,
             table: LazyTable::new("parameters"),
+            secrets: RefCell::new(Vec::new()),
         };
         (params, errors)
+    }
+
+    /// The strings inside the values of `securestring` and `secureObject`
+    /// parameters resolved so far, so that messages can be scrubbed of them.
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        self.secrets.borrow().clone()
+    }
+
+    fn declaration(&self, name: &str) -> Option<&Declaration<'a>> {
+        self.index
+            .get(&name.to_ascii_lowercase())
+            .map(|&i| &self.decls[i])
     }
 
     /// Resolves every declared parameter and checks that every supplied
@@ -290,19 +337,18 @@ impl<'a> Parameters<'a> {
                 errors.extend(e);
             }
         }
+        let mut declared: Option<String> = None;
         for name in self.supplied.names() {
-            if !self.decls.iter().any(|d| d.name.eq_ignore_ascii_case(name)) {
-                let mut declared: Vec<&str> = self.decls.iter().map(|d| d.name).collect();
-                declared.sort_unstable();
+            if self.declaration(name).is_none() {
+                let declared = declared.get_or_insert_with(|| {
+                    let mut names: Vec<&str> = self.decls.iter().map(|d| d.name).collect();
+                    names.sort_unstable();
+                    list_names(names.into_iter(), "none")
+                });
                 errors.push(ArmError::new(
                     path::key("parameters", name),
                     format!(
-                        "parameter '{name}' was supplied but the template does not declare it (declared: {})",
-                        if declared.is_empty() {
-                            "none".to_string()
-                        } else {
-                            declared.join(", ")
-                        }
+                        "parameter '{name}' was supplied but the template does not declare it (declared: {declared})"
                     ),
                 ));
             }
@@ -316,11 +362,11 @@ impl<'a> Parameters<'a> {
         name: &str,
         resolver: &dyn Resolver,
     ) -> Option<Result<Value, Vec<ArmError>>> {
-        let d = self
-            .decls
-            .iter()
-            .find(|d| d.name.eq_ignore_ascii_case(name))?;
-        Some(self.table.get(d.name, || self.compute(d, resolver)))
+        let d = self.declaration(name)?;
+        Some(
+            self.table
+                .get(d.name, resolver.budget(), || self.compute(d, resolver)),
+        )
     }
 
     fn compute(
@@ -333,27 +379,44 @@ impl<'a> Parameters<'a> {
         let at = path::key("parameters", name);
         let value = match self.supplied.get(name) {
             Some(SuppliedValue::Text(text)) => ty.convert_text(text).map_err(|why| {
+                let shown = if ty.is_secure() {
+                    REDACTED.to_string()
+                } else {
+                    format!("'{text}'")
+                };
                 vec![ArmError::new(
                     &at,
                     format!(
-                        "value '{text}' for parameter '{name}' is {why}; the parameter is declared as {}",
+                        "value {shown} for parameter '{name}' is {why}; the parameter is declared as {}",
                         ty.name()
                     ),
                 )]
             })?,
             Some(SuppliedValue::Json(v)) => {
                 if !ty.accepts(v) {
+                    let shown = if ty.is_secure() {
+                        REDACTED.to_string()
+                    } else {
+                        describe(v)
+                    };
                     return Err(vec![ArmError::new(
                         &at,
                         format!(
-                            "parameter '{name}' is declared as {} but was given a {} value {}",
+                            "parameter '{name}' is declared as {} but was given {} value {shown}",
                             ty.name(),
-                            type_name(v),
-                            describe(v)
+                            a_type_name(v),
                         ),
                     )]);
                 }
                 v.clone()
+            }
+            Some(SuppliedValue::KeyVaultReference) => {
+                return Err(vec![ArmError::new(
+                    &at,
+                    format!(
+                        "parameter '{name}' is a Key Vault reference in the parameters file; Key Vault references cannot be resolved locally, so pass the value with --parameter {name}=VALUE"
+                    ),
+                )])
             }
             None => match get_property(d.decl, "defaultValue") {
                 Some(default) => {
@@ -385,11 +448,28 @@ impl<'a> Parameters<'a> {
                 }
             },
         };
-        let errors = check_constraints(name, d.decl, &value, &at);
+        if ty.is_secure() {
+            collect_strings(&value, &mut self.secrets.borrow_mut());
+        }
+        let errors = check_constraints(name, d.decl, &value, &at, ty.is_secure());
         if errors.is_empty() {
             Ok(value)
         } else {
             Err(errors)
+        }
+    }
+}
+
+/// Appends every string inside `v` (without recursion, since a supplied
+/// value has not been checked for depth).
+fn collect_strings(v: &Value, out: &mut Vec<String>) {
+    let mut pending = vec![v];
+    while let Some(v) = pending.pop() {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(items) => pending.extend(items),
+            Value::Object(map) => pending.extend(map.values()),
+            _ => {}
         }
     }
 }
@@ -416,13 +496,23 @@ fn declared_type(name: &str, decl: &Map<String, Value>, at: &str) -> Result<Para
 }
 
 /// Checks allowedValues, minValue/maxValue and minLength/maxLength.
+///
+/// With `secure`, the value is shown as [`REDACTED`].
 fn check_constraints(
     name: &str,
     decl: &Map<String, Value>,
     value: &Value,
     at: &str,
+    secure: bool,
 ) -> Vec<ArmError> {
     let mut errors = Vec::new();
+    let show = |v: &Value| {
+        if secure {
+            REDACTED.to_string()
+        } else {
+            describe(v)
+        }
+    };
     if let Some(allowed) = get_property(decl, "allowedValues") {
         match allowed {
             Value::Array(allowed) => {
@@ -433,15 +523,22 @@ fn check_constraints(
                     }
                     other => vec![other],
                 };
+                let mut set = ValueSet::new();
+                for a in allowed {
+                    set.insert(a);
+                }
+                let mut list: Option<String> = None;
                 for c in candidates {
-                    if !allowed.contains(c) {
-                        let list: Vec<String> = allowed.iter().map(describe).collect();
+                    if !set.contains(c) {
+                        let list = list.get_or_insert_with(|| {
+                            let shown: Vec<String> = allowed.iter().map(describe).collect();
+                            list_names(shown.iter().map(String::as_str), "(none)")
+                        });
                         errors.push(ArmError::new(
                             at,
                             format!(
-                                "value {} for parameter '{name}' is not one of the allowed values: {}",
-                                describe(c),
-                                list.join(", ")
+                                "value {} for parameter '{name}' is not one of the allowed values: {list}",
+                                show(c),
                             ),
                         ));
                     }
@@ -458,7 +555,10 @@ fn check_constraints(
             if n < min {
                 errors.push(ArmError::new(
                     at,
-                    format!("value {n} for parameter '{name}' is less than minValue {min}"),
+                    format!(
+                        "value {} for parameter '{name}' is less than minValue {min}",
+                        show(value)
+                    ),
                 ));
             }
         }
@@ -466,7 +566,10 @@ fn check_constraints(
             if n > max {
                 errors.push(ArmError::new(
                     at,
-                    format!("value {n} for parameter '{name}' is greater than maxValue {max}"),
+                    format!(
+                        "value {} for parameter '{name}' is greater than maxValue {max}",
+                        show(value)
+                    ),
                 ));
             }
         }
@@ -532,14 +635,33 @@ mod tests {
         let mut shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
         // Map iteration order depends on serde_json features; compare sorted.
         shown.sort();
+        // The Key Vault reference is not an error here: a later value may
+        // replace it.
         assert_eq!(
             shown,
             vec![
                 "parameters.bare: parameter 'bare' must be an object like {\"value\": ...}, got int",
                 "parameters.empty: parameter 'empty' has no 'value'",
-                "parameters.secret: parameter 'secret' is a Key Vault reference, which cannot be resolved locally; supply the value with --parameter secret=VALUE",
             ]
         );
+    }
+
+    #[test]
+    fn key_vault_references_wait_for_a_value() {
+        let doc = json!({"parameters": {
+            "secret": {"reference": {"keyVault": {"id": "x"}, "secretName": "s"}},
+            "name": {"value": "img"}
+        }});
+        let mut p = SuppliedParameters::from_parameters_file(&doc).unwrap();
+        assert_eq!(p.get("secret"), Some(&SuppliedValue::KeyVaultReference));
+        p.insert_text("SECRET", "hunter2");
+        assert_eq!(
+            p.get("secret"),
+            Some(&SuppliedValue::Text("hunter2".into()))
+        );
+        let mut names: Vec<&str> = p.names().collect();
+        names.sort_unstable();
+        assert_eq!(names, vec!["SECRET", "name"]);
     }
 
     #[test]
@@ -629,7 +751,13 @@ mod tests {
     #[test]
     fn constraints_report_every_violation() {
         let decl = json!({"minLength": 3, "maxLength": 4, "allowedValues": ["abc", "abcd"]});
-        let errs = check_constraints("s", decl.as_object().unwrap(), &json!("ab"), "parameters.s");
+        let errs = check_constraints(
+            "s",
+            decl.as_object().unwrap(),
+            &json!("ab"),
+            "parameters.s",
+            false,
+        );
         let shown: Vec<String> = errs.iter().map(|e| e.message.clone()).collect();
         assert_eq!(
             shown,
@@ -641,21 +769,52 @@ mod tests {
         let decl = json!({"minValue": 1, "maxValue": 5});
         let d = decl.as_object().unwrap();
         assert_eq!(
-            check_constraints("n", d, &json!(9), "p")[0].message,
+            check_constraints("n", d, &json!(9), "p", false)[0].message,
             "value 9 for parameter 'n' is greater than maxValue 5"
         );
         assert_eq!(
-            check_constraints("n", d, &json!(0), "p")[0].message,
+            check_constraints("n", d, &json!(0), "p", false)[0].message,
             "value 0 for parameter 'n' is less than minValue 1"
         );
-        assert!(check_constraints("n", d, &json!(3), "p").is_empty());
+        assert!(check_constraints("n", d, &json!(3), "p", false).is_empty());
+    }
+
+    #[test]
+    fn secure_values_are_never_shown() {
+        let decl = json!({"allowedValues": ["a", "b"], "minValue": 5});
+        let d = decl.as_object().unwrap();
+        let errs = check_constraints("pw", d, &json!("hunter2"), "p", true);
+        assert_eq!(
+            errs[0].message,
+            "value <secure value> for parameter 'pw' is not one of the allowed values: 'a', 'b'"
+        );
+        let errs = check_constraints("pw", d, &json!(3), "p", true);
+        assert!(errs.iter().all(|e| !e.message.contains('3')), "{errs:?}");
+    }
+
+    #[test]
+    fn long_lists_of_allowed_values_are_fast_and_short() {
+        let allowed: Vec<String> = (0..50_000).map(|i| format!("v{i}")).collect();
+        let decl = json!({"allowedValues": allowed});
+        let d = decl.as_object().unwrap();
+        let mut given: Vec<String> = (0..50_000).map(|i| format!("v{i}")).collect();
+        given.push("nope".into());
+        let start = std::time::Instant::now();
+        let errs = check_constraints("list", d, &json!(given), "p", false);
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].message.ends_with("and 49980 more"),
+            "{}",
+            errs[0].message
+        );
     }
 
     #[test]
     fn allowed_values_for_arrays_check_each_element() {
         let decl = json!({"allowedValues": ["a", "b"], "maxLength": 1});
         let d = decl.as_object().unwrap();
-        let errs = check_constraints("list", d, &json!(["a", "c"]), "p");
+        let errs = check_constraints("list", d, &json!(["a", "c"]), "p", false);
         let shown: Vec<String> = errs.iter().map(|e| e.message.clone()).collect();
         assert_eq!(
             shown,

@@ -9,9 +9,20 @@
 
 use super::lexer::{tokenize, Token, TokenKind};
 
-/// Calls nested deeper than this are rejected so hostile input cannot
-/// overflow the stack.
-const MAX_DEPTH: usize = 64;
+/// Why an expression could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ParseError {
+    /// The text is not a valid expression.
+    Syntax(String),
+    /// The expression tree would be deeper than the nesting budget allows.
+    TooDeep,
+}
+
+impl From<String> for ParseError {
+    fn from(message: String) -> Self {
+        ParseError::Syntax(message)
+    }
+}
 
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +54,12 @@ pub(crate) enum Expr {
 }
 
 /// Parses the text between an expression's outer brackets.
-pub(crate) fn parse(text: &str) -> Result<Expr, String> {
+///
+/// `room` is how many nesting levels the tree may have: every call,
+/// `.name` and `[index]` is one level, since evaluating (and dropping) the
+/// tree recurses once per level. A deeper tree is [`ParseError::TooDeep`],
+/// found before it is built.
+pub(crate) fn parse(text: &str, room: usize) -> Result<Expr, ParseError> {
     let tokens = tokenize(text, 2)?;
     // Position just past the text, i.e. of the closing `]`.
     let end_pos = 2 + text.chars().count();
@@ -51,16 +67,17 @@ pub(crate) fn parse(text: &str) -> Result<Expr, String> {
         tokens,
         next: 0,
         end_pos,
+        room,
     };
     if p.tokens.is_empty() {
-        return Err("empty expression".to_string());
+        return Err(ParseError::Syntax("empty expression".to_string()));
     }
-    let expr = p.expr(0)?;
+    let (expr, _) = p.expr(0)?;
     if let Some(t) = p.peek() {
-        return Err(format!(
+        return Err(ParseError::Syntax(format!(
             "unexpected {} at position {} after the end of the expression",
             t.kind, t.pos
-        ));
+        )));
     }
     Ok(expr)
 }
@@ -69,6 +86,8 @@ struct Parser {
     tokens: Vec<Token>,
     next: usize,
     end_pos: usize,
+    /// Most levels the whole tree may have.
+    room: usize,
 }
 
 impl Parser {
@@ -84,14 +103,24 @@ impl Parser {
         t
     }
 
-    fn expr(&mut self, depth: usize) -> Result<Expr, String> {
-        if depth > MAX_DEPTH {
-            let pos = self.peek().map_or(self.end_pos, |t| t.pos);
-            return Err(format!(
-                "expression nested more than {MAX_DEPTH} levels deep at position {pos}"
-            ));
+    /// Parses an expression whose root will sit `depth` levels below the
+    /// tree's root; returns it with its height (its own levels).
+    ///
+    /// `depth + height` is checked as each node is made, so neither the
+    /// parser's recursion nor a long `.a.b.c...` chain can go past `room`.
+    fn expr(&mut self, depth: usize) -> Result<(Expr, usize), ParseError> {
+        if depth >= self.room {
+            return Err(ParseError::TooDeep);
         }
-        let mut expr = self.primary(depth)?;
+        let (mut expr, mut height) = self.primary(depth)?;
+        let room = self.room;
+        let fits = |height: usize| {
+            if depth + height > room {
+                Err(ParseError::TooDeep)
+            } else {
+                Ok(())
+            }
+        };
         loop {
             match self.peek().map(|t| (t.kind.clone(), t.pos)) {
                 Some((TokenKind::Dot, pos)) => {
@@ -101,6 +130,8 @@ impl Parser {
                             kind: TokenKind::Ident(name),
                             ..
                         }) => {
+                            height += 1;
+                            fits(height)?;
                             expr = Expr::Property {
                                 target: Box::new(expr),
                                 name,
@@ -108,73 +139,80 @@ impl Parser {
                             }
                         }
                         Some(t) => {
-                            return Err(format!(
+                            return Err(ParseError::Syntax(format!(
                                 "expected a property name after '.' at position {pos}, found {} at position {}",
                                 t.kind, t.pos
-                            ))
+                            )))
                         }
                         None => {
-                            return Err(format!(
+                            return Err(ParseError::Syntax(format!(
                                 "expected a property name after '.' at position {pos}, found the end of the expression"
-                            ))
+                            )))
                         }
                     }
                 }
                 Some((TokenKind::LBracket, pos)) => {
                     self.next += 1;
-                    let index = self.expr(depth + 1)?;
+                    let (index, index_height) = self.expr(depth + 1)?;
                     self.expect_close(TokenKind::RBracket, "]", "[", pos)?;
+                    height = 1 + height.max(index_height);
+                    fits(height)?;
                     expr = Expr::Index {
                         target: Box::new(expr),
                         index: Box::new(index),
                         pos,
                     };
                 }
-                _ => return Ok(expr),
+                _ => return Ok((expr, height)),
             }
         }
     }
 
-    fn primary(&mut self, depth: usize) -> Result<Expr, String> {
+    /// A literal or a call, with its height.
+    fn primary(&mut self, depth: usize) -> Result<(Expr, usize), ParseError> {
         let Some(tok) = self.bump() else {
-            return Err(format!(
+            return Err(ParseError::Syntax(format!(
                 "expected a value at position {}, found the end of the expression",
                 self.end_pos
-            ));
+            )));
         };
         match tok.kind {
-            TokenKind::Str(s) => Ok(Expr::Str(s)),
-            TokenKind::Int(i) => Ok(Expr::Int(i)),
+            TokenKind::Str(s) => Ok((Expr::Str(s), 1)),
+            TokenKind::Int(i) => Ok((Expr::Int(i), 1)),
             TokenKind::Ident(name) => {
                 let is_call = matches!(self.peek(), Some(t) if t.kind == TokenKind::LParen);
                 if !is_call {
                     if name.eq_ignore_ascii_case("true") {
-                        return Ok(Expr::Bool(true));
+                        return Ok((Expr::Bool(true), 1));
                     }
                     if name.eq_ignore_ascii_case("false") {
-                        return Ok(Expr::Bool(false));
+                        return Ok((Expr::Bool(false), 1));
                     }
                     // `ns.fn(...)` is a user-defined function call.
                     if let Some(full) = self.user_function_name(&name) {
-                        return Err(format!(
+                        return Err(ParseError::Syntax(format!(
                             "unsupported ARM template function '{full}' at position {} (user-defined functions are not supported)",
                             tok.pos
-                        ));
+                        )));
                     }
-                    return Err(format!(
+                    return Err(ParseError::Syntax(format!(
                         "expected '(' after function name '{name}' at position {}",
                         tok.pos
-                    ));
+                    )));
                 }
                 let open = self.bump().map_or(tok.pos, |t| t.pos);
-                let args = self.args(depth, open)?;
-                Ok(Expr::Call {
+                let (args, args_height) = self.args(depth, open)?;
+                let call = Expr::Call {
                     name,
                     pos: tok.pos,
                     args,
-                })
+                };
+                Ok((call, 1 + args_height))
             }
-            other => Err(format!("unexpected {other} at position {}", tok.pos)),
+            other => Err(ParseError::Syntax(format!(
+                "unexpected {other} at position {}",
+                tok.pos
+            ))),
         }
     }
 
@@ -201,15 +239,19 @@ impl Parser {
         }
     }
 
-    /// Parses call arguments after the `(` at `open`, through the `)`.
-    fn args(&mut self, depth: usize, open: usize) -> Result<Vec<Expr>, String> {
+    /// Parses call arguments after the `(` at `open`, through the `)`;
+    /// returns them with the greatest height among them.
+    fn args(&mut self, depth: usize, open: usize) -> Result<(Vec<Expr>, usize), ParseError> {
         let mut args = Vec::new();
+        let mut height = 0;
         if matches!(self.peek(), Some(t) if t.kind == TokenKind::RParen) {
             self.next += 1;
-            return Ok(args);
+            return Ok((args, height));
         }
         loop {
-            args.push(self.expr(depth + 1)?);
+            let (arg, arg_height) = self.expr(depth + 1)?;
+            args.push(arg);
+            height = height.max(arg_height);
             match self.bump() {
                 Some(Token {
                     kind: TokenKind::Comma,
@@ -218,17 +260,17 @@ impl Parser {
                 Some(Token {
                     kind: TokenKind::RParen,
                     ..
-                }) => return Ok(args),
+                }) => return Ok((args, height)),
                 Some(t) => {
-                    return Err(format!(
+                    return Err(ParseError::Syntax(format!(
                         "expected ',' or ')' at position {}, found {}",
                         t.pos, t.kind
-                    ))
+                    )))
                 }
                 None => {
-                    return Err(format!(
+                    return Err(ParseError::Syntax(format!(
                         "unbalanced parentheses: '(' at position {open} is never closed"
-                    ))
+                    )))
                 }
             }
         }
@@ -240,16 +282,16 @@ impl Parser {
         close: &str,
         open: &str,
         open_pos: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), ParseError> {
         match self.bump() {
             Some(t) if t.kind == kind => Ok(()),
-            Some(t) => Err(format!(
+            Some(t) => Err(ParseError::Syntax(format!(
                 "expected '{close}' at position {}, found {}",
                 t.pos, t.kind
-            )),
-            None => Err(format!(
+            ))),
+            None => Err(ParseError::Syntax(format!(
                 "unbalanced brackets: '{open}' at position {open_pos} is never closed"
-            )),
+            ))),
         }
     }
 }
@@ -257,6 +299,15 @@ impl Parser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Parses with plenty of room; returns syntax errors as text.
+    fn parse(text: &str) -> Result<Expr, String> {
+        match super::parse(text, 64) {
+            Ok(e) => Ok(e),
+            Err(ParseError::Syntax(m)) => Err(m),
+            Err(ParseError::TooDeep) => Err("too deep".to_string()),
+        }
+    }
 
     fn call(name: &str, pos: usize, args: Vec<Expr>) -> Expr {
         Expr::Call {
@@ -371,8 +422,31 @@ mod tests {
     #[test]
     fn deep_nesting_is_rejected_not_overflowed() {
         let text = format!("{}1{}", "a(".repeat(500), ")".repeat(500));
-        assert!(parse(&text)
-            .unwrap_err()
-            .contains("nested more than 64 levels"));
+        assert_eq!(parse(&text).unwrap_err(), "too deep");
+    }
+
+    #[test]
+    fn every_call_and_accessor_is_a_level() {
+        let room = |text: &str, room: usize| super::parse(text, room).is_ok();
+        // a(b(1)): three levels.
+        assert!(room("a(b(1))", 3));
+        assert!(!room("a(b(1))", 2));
+        // a().x.y: three levels, whatever the chain is made of.
+        assert!(room("a().x.y", 3));
+        assert!(!room("a().x.y", 2));
+        assert!(room("a()[0][1]", 3));
+        assert!(!room("a()[0][1]", 2));
+        // The index expression counts below its accessor.
+        assert!(room("a()[b(c())]", 3));
+        assert!(!room("a()[b(c())]", 2));
+        // Wrapping a call in an accessor pushes its arguments down a level.
+        assert!(room("a(b().x)[0]", 4));
+        assert!(!room("a(b().x)[0]", 3));
+        assert!(!room("f(a().x.y)", 3));
+        // Long chains fail while being built, not when evaluated or dropped.
+        let props = format!("a(){}", ".p".repeat(200_000));
+        assert_eq!(super::parse(&props, 64), Err(ParseError::TooDeep));
+        let index = format!("a(){}", "[0]".repeat(200_000));
+        assert_eq!(super::parse(&index, 64), Err(ParseError::TooDeep));
     }
 }

@@ -5,12 +5,14 @@ use serde_json::{json, Value};
 use super::environment::ArmEnvironment;
 use super::error::ArmError;
 use super::eval::{evaluate_string, EvalContext, Resolver};
+use super::limits::Budget;
 
 /// A resolver with one parameter (`name` = `img`) and one variable
 /// (`obj` = `{"inner": {"list": ["a", "b"]}}`).
 #[derive(Default)]
 pub(crate) struct TestResolver {
     env: ArmEnvironment,
+    budget: Budget,
 }
 
 impl Resolver for TestResolver {
@@ -28,6 +30,10 @@ impl Resolver for TestResolver {
 
     fn content_version(&self) -> &str {
         "1.0.0.0"
+    }
+
+    fn budget(&self) -> &Budget {
+        &self.budget
     }
 }
 

@@ -834,3 +834,52 @@ proptest! {
         prop_assert_eq!(v, Value::String(s));
     }
 }
+
+#[test]
+fn every_kind_of_nesting_counts_against_one_limit() {
+    use super::deployment::evaluate_deployment_within;
+    use super::limits::Limits;
+    // resource object, properties, the string, variables('a'), variable a,
+    // its value, variables('b'), variable b, its value, concat(...), 'x':
+    // eleven levels.
+    let doc = template(
+        json!({}),
+        json!({"a": "[variables('b')]", "b": "[concat('x')]"}),
+        json!([image(json!({"x": "[variables('a')]"}))]),
+    );
+    let within = |max_depth| {
+        let limits = Limits {
+            max_depth,
+            ..Limits::default()
+        };
+        evaluate_deployment_within(&doc, &none(), &ArmEnvironment::default(), limits)
+    };
+    assert_eq!(within(11).unwrap()[0].resource["properties"]["x"], "x");
+    let errors = within(10).unwrap_err();
+    assert_eq!(
+        errors[0].to_string(),
+        "variables.b: nested too deeply; at most 10 levels of expressions, template values, parameters and variables can be nested"
+    );
+}
+
+#[test]
+fn once_the_total_is_spent_evaluation_stops_with_one_error() {
+    use super::deployment::evaluate_deployment_within;
+    use super::limits::Limits;
+    let reads: Vec<&str> = vec!["[variables('s')]"; 1000];
+    let doc = template(
+        json!({}),
+        json!({"s": "[padLeft('', 1000, 'a')]"}),
+        json!([image(json!({"x": reads}))]),
+    );
+    let limits = Limits {
+        max_total_bytes: 10_000,
+        ..Limits::default()
+    };
+    let errors =
+        evaluate_deployment_within(&doc, &none(), &ArmEnvironment::default(), limits).unwrap_err();
+    assert_eq!(
+        errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec!["resources[0].properties.x[8]: function 'variables' exceeded the evaluation budget: a deployment's expressions may produce at most 10000 bytes of values in total (at position 2)"]
+    );
+}

@@ -2,16 +2,16 @@
 //! cycle detection. The top-level `copy` form is supported for simple
 //! loops (`name`, `count`, `input` using `copyIndex('name')`).
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::error::ArmError;
 use super::eval::{evaluate_tree, CopyIndex, EvalContext, Resolver};
 use super::lazy::LazyTable;
 use super::path;
-use super::value::{get_property, type_name};
-
-/// ARM's limit on copy loop iterations.
-const MAX_COPY: i64 = 800;
+use super::value::{describe, get_property, type_name};
 
 enum Definition<'a> {
     /// `"name": value`.
@@ -32,6 +32,8 @@ struct Variable<'a> {
 /// The template's `variables` section.
 pub(crate) struct Variables<'a> {
     vars: Vec<Variable<'a>>,
+    /// Lower-cased name to index in `vars` (the first of duplicates).
+    index: HashMap<String, usize>,
     table: LazyTable,
 }
 
@@ -60,18 +62,20 @@ impl<'a> Variables<'a> {
                 format!("'variables' must be an object, got {}", type_name(other)),
             )),
         }
-        let mut seen: Vec<&str> = Vec::new();
-        for v in &vars {
-            if seen.iter().any(|s| s.eq_ignore_ascii_case(v.name)) {
-                errors.push(ArmError::new(
+        let mut index = HashMap::with_capacity(vars.len());
+        for (i, v) in vars.iter().enumerate() {
+            match index.entry(v.name.to_ascii_lowercase()) {
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                }
+                Entry::Occupied(_) => errors.push(ArmError::new(
                     path::key("variables", v.name),
                     format!("variable '{}' is defined more than once", v.name),
-                ));
+                )),
             }
-            seen.push(v.name);
         }
         let table = LazyTable::new("variables");
-        (Variables { vars, table }, errors)
+        (Variables { vars, index, table }, errors)
     }
 
     /// The value of a variable; `None` when it is not declared.
@@ -80,11 +84,11 @@ impl<'a> Variables<'a> {
         name: &str,
         resolver: &dyn Resolver,
     ) -> Option<Result<Value, Vec<ArmError>>> {
-        let v = self
-            .vars
-            .iter()
-            .find(|v| v.name.eq_ignore_ascii_case(name))?;
-        Some(self.table.get(v.name, || compute(v, resolver)))
+        let v = &self.vars[*self.index.get(&name.to_ascii_lowercase())?];
+        Some(
+            self.table
+                .get(v.name, resolver.budget(), || compute(v, resolver)),
+        )
     }
 }
 
@@ -143,14 +147,15 @@ fn compute(v: &Variable<'_>, resolver: &dyn Resolver) -> Result<Value, Vec<ArmEr
         Definition::Copy { count, input, path } => {
             let count_at = path::key(path, "count");
             let count = evaluate_tree(count, &count_at, resolver, EvalContext::default())?;
+            let max = resolver.budget().limits().max_copy_count;
             let n = match count.as_i64() {
-                Some(n) if (0..=MAX_COPY).contains(&n) => n,
+                Some(n) if (0..=max).contains(&n) => n,
                 _ => {
                     return Err(vec![ArmError::new(
                         count_at,
                         format!(
-                            "copy count must be an int from 0 to {MAX_COPY}, got {}",
-                            super::value::describe(&count)
+                            "copy count must be an int from 0 to {max}, got {}",
+                            describe(&count)
                         ),
                     )])
                 }
@@ -165,7 +170,14 @@ fn compute(v: &Variable<'_>, resolver: &dyn Resolver) -> Result<Value, Vec<ArmEr
                         index,
                     }),
                 };
-                items.push(evaluate_tree(input, &input_at, resolver, ctx)?);
+                let item = evaluate_tree(input, &input_at, resolver, ctx)?;
+                // Each iteration copies `input` anew, literal parts included.
+                resolver.budget().charge_value(&item).map_err(|m| {
+                    let error = ArmError::new(&input_at, format!("copy loop '{}' {m}", v.name));
+                    resolver.budget().note(&error);
+                    vec![error]
+                })?;
+                items.push(item);
             }
             Ok(Value::Array(items))
         }

@@ -29,20 +29,19 @@ const KINDS: &[(&str, Kind)] = &[
 /// Reads the whole list, checking that runOutputNames are unique.
 pub(super) fn distribute(cx: &mut Cx<'_>, items: Vec<(Path, &Value)>) -> Vec<DistributorSpec> {
     let mut targets = Vec::with_capacity(items.len());
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (path, value) in items {
         let Some(target) = distributor(cx, value, path.clone()) else {
             continue;
         };
         let name = target.run_output_name();
-        if !name.is_empty() && !is_placeholder(name) && seen.iter().any(|s| s == name) {
+        if !name.is_empty() && !is_placeholder(name) && !seen.insert(name.to_owned()) {
             cx.error(
                 &path.field("runOutputName"),
                 ErrorCode::BadDistributeType,
                 format!("runOutputName '{name}' is already used by another distribute target; each must be unique"),
             );
         }
-        seen.push(name.to_owned());
         targets.push(target);
     }
     targets

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::{Args, CallContext};
-use crate::template::arm::value::{to_text, type_name};
+use crate::template::arm::value::{to_text, type_name, ValueSet};
 
 /// `length(arg1)`: characters of a string, items of an array, properties
 /// of an object.
@@ -94,12 +94,16 @@ fn merge_objects(into: &mut Map<String, Value>, from: &Map<String, Value>) {
 pub(crate) fn union(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, String> {
     a.at_least(2)?;
     if a.values.iter().all(Value::is_array) {
-        let mut out: Vec<Value> = Vec::new();
-        for v in a.values.iter().filter_map(Value::as_array).flatten() {
-            if !out.contains(v) {
-                out.push(v.clone());
-            }
-        }
+        // Hashed, not searched: a linear search per item is quadratic.
+        let mut seen = ValueSet::new();
+        let out = a
+            .values
+            .iter()
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter(|v| seen.insert(v))
+            .cloned()
+            .collect();
         return Ok(Value::Array(out));
     }
     if a.values.iter().all(Value::is_object) {
@@ -183,15 +187,13 @@ pub(crate) fn take(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, String> {
     }
 }
 
-/// ARM's limit on `range` counts.
-const MAX_RANGE: i64 = 10_000;
-
 /// `range(startIndex, count)`.
-pub(crate) fn range(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, String> {
+pub(crate) fn range(a: &Args<'_>, c: &CallContext<'_>) -> Result<Value, String> {
     a.exactly(2)?;
     let (start, count) = (a.int(0)?, a.int(1)?);
-    if !(0..=MAX_RANGE).contains(&count) {
-        return Err(a.error(format!("count {count} is out of range 0..={MAX_RANGE}")));
+    let max = c.budget.limits().max_range_count;
+    if !(0..=max).contains(&count) {
+        return Err(a.error(format!("count {count} is out of range 0..={max}")));
     }
     if start.checked_add(count).is_none() {
         return Err(a.error("overflowed"));
@@ -285,6 +287,10 @@ mod tests {
             json!({"a": 1, "b": 2, "n": {"x": 1, "y": [2]}})
         );
         assert_eq!(
+            eval("[union(createArray(createObject('a', 1)), createArray(json('{\"a\":1}'), 2))]"),
+            json!([{"a": 1}, 2])
+        );
+        assert_eq!(
             eval_err("[union(createArray(1), createObject())]"),
             "expr: function 'union' expects all arrays or all objects, got array, object (at position 2)"
         );
@@ -328,5 +334,26 @@ mod tests {
             eval_err("[range(0, 10001)]"),
             "expr: function 'range' count 10001 is out of range 0..=10000 (at position 2)"
         );
+        assert_eq!(
+            eval_err("[range(9223372036854775807, 1)]"),
+            "expr: function 'range' overflowed (at position 2)"
+        );
+        assert_eq!(eval("[skip('abc', 9223372036854775807)]"), json!(""));
+        assert_eq!(
+            eval("[take(createArray(1), -9223372036854775808)]"),
+            json!([])
+        );
+    }
+
+    #[test]
+    fn union_of_large_arrays_is_not_quadratic() {
+        let start = std::time::Instant::now();
+        let ranges: Vec<String> = (0..9)
+            .map(|i| format!("range({}, 10000)", i * 5000))
+            .collect();
+        let v = eval(&format!("[length(union({}))]", ranges.join(", ")));
+        assert_eq!(v, json!(50_000));
+        // The linear search took minutes here (even in a release build).
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
     }
 }

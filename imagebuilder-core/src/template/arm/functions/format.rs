@@ -10,8 +10,12 @@ use super::{Args, CallContext};
 use crate::template::arm::value::to_text;
 
 /// `format(formatString, arg1, arg2, ...)`.
-pub(crate) fn format(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, String> {
+///
+/// One argument may be formatted many times, so each item is checked
+/// against the room left for the result before it is added.
+pub(crate) fn format(a: &Args<'_>, c: &CallContext<'_>) -> Result<Value, String> {
     a.at_least(1)?;
+    let max = c.budget.limits().max_string_bytes;
     let fmt = a.string(0)?;
     let values = &a.values[1..];
     let chars: Vec<char> = fmt.chars().collect();
@@ -43,7 +47,13 @@ pub(crate) fn format(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, String>
                         ))
                     })?;
                 let item: String = chars[i + 1..close].iter().collect();
-                out.push_str(&format_item(a, &item, values)?);
+                let text = format_item(a, &item, values)?;
+                if out.len().saturating_add(text.len()) > max {
+                    return Err(a.error(format!(
+                        "would produce a string longer than the {max} bytes allowed"
+                    )));
+                }
+                out.push_str(&text);
                 i = close + 1;
             }
             c => {
@@ -74,7 +84,7 @@ fn format_item(a: &Args<'_>, item: &str, values: &[Value]) -> Result<String, Str
     let value = values.get(index).ok_or_else(|| {
         a.error(format!(
             "format item {{{index}}} needs at least {} value(s) after the format string, got {}",
-            index + 1,
+            index.saturating_add(1),
             values.len()
         ))
     })?;
@@ -82,15 +92,24 @@ fn format_item(a: &Args<'_>, item: &str, values: &[Value]) -> Result<String, Str
         (Some(n), Some(spec)) if !spec.is_empty() => format_int(a, n, spec)?,
         _ => to_text(value),
     };
+    // .NET rejects alignments of a million or more.
+    if align.unsigned_abs() >= MAX_ALIGNMENT {
+        return Err(a.error(format!(
+            "has an alignment of {align} in '{{{item}}}'; it must be less than {MAX_ALIGNMENT} either way"
+        )));
+    }
     let width = usize::try_from(align.unsigned_abs()).unwrap_or(usize::MAX);
     let missing = width.saturating_sub(text.chars().count());
-    let pad = " ".repeat(missing.min(1 << 16));
+    let pad = " ".repeat(missing);
     Ok(if align < 0 {
         format!("{text}{pad}")
     } else {
         format!("{pad}{text}")
     })
 }
+
+/// .NET's bound on the alignment of a format item.
+const MAX_ALIGNMENT: u64 = 1_000_000;
 
 /// Applies a numeric format specifier to an int.
 fn format_int(a: &Args<'_>, n: i64, spec: &str) -> Result<String, String> {
@@ -120,13 +139,14 @@ fn format_int(a: &Args<'_>, n: i64, spec: &str) -> Result<String, String> {
     Ok(text)
 }
 
+/// `n` with at least `width` digits. The zeros are added by hand: std's
+/// `{:0width$}` panics for widths over 65 535, and a pattern of zeros in
+/// a format string can be longer.
 fn zero_pad(n: i64, width: usize) -> String {
-    let digits = format!("{:0width$}", n.unsigned_abs(), width = width);
-    if n < 0 {
-        format!("-{digits}")
-    } else {
-        digits
-    }
+    let digits = n.unsigned_abs().to_string();
+    let zeros = "0".repeat(width.saturating_sub(digits.len()));
+    let sign = if n < 0 { "-" } else { "" };
+    format!("{sign}{zeros}{digits}")
 }
 
 fn group_thousands(n: i64) -> String {
@@ -188,6 +208,39 @@ mod tests {
         assert_eq!(eval("[format('[{0,4}]', 'ab')]"), json!("[  ab]"));
         assert_eq!(eval("[format('[{0,-4}]', 'ab')]"), json!("[ab  ]"));
         assert_eq!(eval("[format('{0:D3}', 'text')]"), json!("text"));
+    }
+
+    #[test]
+    fn long_zero_patterns_and_huge_indexes_do_not_panic() {
+        let zeros = "0".repeat(70_000);
+        let text = eval(&format!("[format('{{0:{zeros}}}', 12)]"));
+        let text = text.as_str().unwrap();
+        assert_eq!(text.len(), 70_000);
+        assert!(text.ends_with("00012"));
+        assert_eq!(eval("[format('{0:00000}', -12)]"), json!("-00012"));
+        assert_eq!(
+            eval_err("[format('{18446744073709551615}', 1)]"),
+            "expr: function 'format' format item {18446744073709551615} needs at least 18446744073709551615 value(s) after the format string, got 1 (at position 2)"
+        );
+    }
+
+    #[test]
+    fn repeated_items_cannot_grow_past_the_limit() {
+        let items = "{0}".repeat(3);
+        let e = eval_err(&format!("[format('{items}', padLeft('', 500000, 'a'))]"));
+        assert!(
+            e.contains(
+                "function 'format' would produce a string longer than the 1048576 bytes allowed"
+            ),
+            "{e}"
+        );
+        let items = "{0,999999}".repeat(3);
+        let e = eval_err(&format!("[format('{items}', 'a')]"));
+        assert!(e.contains("longer than the 1048576 bytes allowed"), "{e}");
+        assert_eq!(
+            eval_err("[format('{0,-1000000}', 'a')]"),
+            "expr: function 'format' has an alignment of -1000000 in '{0,-1000000}'; it must be less than 1000000 either way (at position 2)"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::environment::ArmEnvironment;
 use super::eval::CopyIndex;
+use super::limits::Budget;
 use super::value::type_name;
 
 /// What a built-in may need beyond its arguments.
@@ -30,6 +31,9 @@ pub(crate) struct CallContext<'a> {
     pub(crate) in_parameter_default: bool,
     /// The enclosing variable copy loop, if any.
     pub(crate) copy: Option<CopyIndex<'a>>,
+    /// The evaluation's limits, for functions that must check a result's
+    /// size before building it (the evaluator checks every result after).
+    pub(crate) budget: &'a Budget,
 }
 
 /// A built-in function.

@@ -8,9 +8,16 @@ use crate::template::arm::value::to_text;
 
 /// `concat(arg1, ...)`: joins arrays if every argument is an array,
 /// otherwise joins the text of strings, ints and bools.
-pub(crate) fn concat(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, String> {
+pub(crate) fn concat(a: &Args<'_>, c: &CallContext<'_>) -> Result<Value, String> {
     a.at_least(1)?;
     if a.values.iter().all(Value::is_array) {
+        let len = a
+            .values
+            .iter()
+            .filter_map(Value::as_array)
+            .map(Vec::len)
+            .fold(0usize, usize::saturating_add);
+        c.budget.check_items(len).map_err(|m| a.error(m))?;
         let joined = a
             .values
             .iter()
@@ -20,6 +27,13 @@ pub(crate) fn concat(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, String>
             .collect();
         return Ok(Value::Array(joined));
     }
+    let len = a
+        .values
+        .iter()
+        // An int prints as at most 20 characters, a bool as 5.
+        .map(|v| v.as_str().map_or(20, str::len))
+        .fold(0usize, usize::saturating_add);
+    c.budget.check_string_len(len).map_err(|m| a.error(m))?;
     let mut out = String::new();
     for (i, v) in a.values.iter().enumerate() {
         match v {
@@ -54,11 +68,22 @@ pub(crate) fn to_upper(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, Strin
 }
 
 /// `replace(originalString, oldString, newString)`: replaces every match.
-pub(crate) fn replace(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, String> {
+///
+/// The result's length is worked out first, since it can be many times
+/// the input's.
+pub(crate) fn replace(a: &Args<'_>, c: &CallContext<'_>) -> Result<Value, String> {
     a.exactly(3)?;
     let (s, old, new) = (a.string(0)?, a.string(1)?, a.string(2)?);
     if old.is_empty() {
         return Err(a.error("expects argument 2 to be a non-empty string"));
+    }
+    if new.len() > old.len() {
+        let matches = s.matches(old).count();
+        let len = (new.len() - old.len())
+            .checked_mul(matches)
+            .and_then(|grown| grown.checked_add(s.len()))
+            .unwrap_or(usize::MAX);
+        c.budget.check_string_len(len).map_err(|m| a.error(m))?;
     }
     Ok(Value::String(s.replace(old, new)))
 }
@@ -66,7 +91,7 @@ pub(crate) fn replace(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, String
 /// `split(inputString, delimiter)`: `delimiter` is a string or an array of
 /// strings; at each position the first delimiter in the list that matches
 /// wins, as in .NET's `String.Split`.
-pub(crate) fn split(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, String> {
+pub(crate) fn split(a: &Args<'_>, c: &CallContext<'_>) -> Result<Value, String> {
     a.exactly(2)?;
     let input = a.string(0)?;
     let delimiters: Vec<&str> = match a.get(1) {
@@ -81,11 +106,22 @@ pub(crate) fn split(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, String> 
         _ => return Err(a.type_error(1, "a string or an array of strings")),
     };
     let delimiters: Vec<&str> = delimiters.into_iter().filter(|d| !d.is_empty()).collect();
+    // Every position is compared with every delimiter: count that work.
+    let delimiter_bytes = delimiters
+        .iter()
+        .map(|d| d.len())
+        .fold(0usize, usize::saturating_add);
+    c.budget
+        .charge(input.len().saturating_mul(delimiter_bytes))
+        .map_err(|m| a.error(m))?;
     let mut parts = Vec::new();
     let mut start = 0;
     let mut i = 0;
     while i < input.len() {
         if let Some(d) = delimiters.iter().find(|d| input[i..].starts_with(**d)) {
+            c.budget
+                .check_items(parts.len() + 2)
+                .map_err(|m| a.error(m))?;
             parts.push(Value::String(input[start..i].to_string()));
             i += d.len();
             start = i;
@@ -109,7 +145,8 @@ pub(crate) fn substring(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, Stri
         )));
     }
     let take = if a.len() == 3 { a.int(2)? } else { len - start };
-    if take < 0 || start + take > len {
+    // `start` is within 0..=len, so `len - start` cannot overflow.
+    if take < 0 || take > len - start {
         return Err(a.error(format!(
             "length {take} from index {start} goes past the end of a string of length {len}"
         )));
@@ -138,19 +175,20 @@ pub(crate) fn ends_with(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, Stri
     Ok(Value::Bool(s.ends_with(&p)))
 }
 
-/// Longest result `padLeft` will build, so a typo cannot exhaust memory.
-const MAX_PAD: i64 = 1 << 20;
-
 /// `padLeft(valueToPad, totalLength, [paddingCharacter])`.
-pub(crate) fn pad_left(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, String> {
+///
+/// `totalLength` is at most the longest string a step may produce, so a
+/// typo cannot exhaust memory.
+pub(crate) fn pad_left(a: &Args<'_>, c: &CallContext<'_>) -> Result<Value, String> {
     a.between(2, 3)?;
     let value = match a.get(0) {
         v @ (Value::String(_) | Value::Number(_)) => to_text(v),
         _ => return Err(a.type_error(0, "a string or an int")),
     };
     let total = a.int(1)?;
-    if !(0..=MAX_PAD).contains(&total) {
-        return Err(a.error(format!("totalLength {total} is out of range 0..={MAX_PAD}")));
+    let max = c.budget.limits().max_string_bytes;
+    if usize::try_from(total).map_or(true, |t| t > max) {
+        return Err(a.error(format!("totalLength {total} is out of range 0..={max}")));
     }
     let pad = if a.len() == 3 {
         let p = a.string(2)?;
@@ -163,6 +201,13 @@ pub(crate) fn pad_left(a: &Args<'_>, _: &CallContext<'_>) -> Result<Value, Strin
         ' '
     };
     let missing = (total as usize).saturating_sub(value.chars().count());
+    c.budget
+        .check_string_len(
+            value
+                .len()
+                .saturating_add(missing.saturating_mul(pad.len_utf8())),
+        )
+        .map_err(|m| a.error(m))?;
     let mut out: String = std::iter::repeat_n(pad, missing).collect();
     out.push_str(&value);
     Ok(Value::String(out))
@@ -295,6 +340,57 @@ mod tests {
         assert_eq!(
             eval_err("[substring('abc', 1, 3)]"),
             "expr: function 'substring' length 3 from index 1 goes past the end of a string of length 3 (at position 2)"
+        );
+        // start + length would overflow an i64.
+        assert_eq!(
+            eval_err("[substring('abc', 1, 9223372036854775807)]"),
+            "expr: function 'substring' length 9223372036854775807 from index 1 goes past the end of a string of length 3 (at position 2)"
+        );
+    }
+
+    #[test]
+    fn replace_refuses_results_over_the_limit_before_building_them() {
+        let e = eval_err("[replace(padLeft('', 1048576, 'a'), 'a', padLeft('', 1048576, 'b'))]");
+        assert!(
+            e.contains("function 'replace' would produce a string of 1099511627776 bytes; at most 1048576 bytes are allowed"),
+            "{e}"
+        );
+        assert_eq!(eval("[replace('aXa', 'a', 'bc')]"), json!("bcXbc"));
+    }
+
+    #[test]
+    fn concat_and_pad_left_refuse_oversized_results() {
+        let e = eval_err("[concat(padLeft('', 1048576, 'a'), 'b')]");
+        assert!(
+            e.contains("function 'concat' would produce a string of 1048577 bytes"),
+            "{e}"
+        );
+        let e = eval_err("[padLeft('', 1048577)]");
+        assert!(
+            e.contains("function 'padLeft' totalLength 1048577 is out of range 0..=1048576"),
+            "{e}"
+        );
+        let e = eval_err("[padLeft('', 1048576, 'é')]");
+        assert!(e.contains("would produce a string of 2097152 bytes"), "{e}");
+        let e = eval_err("[concat(range(0, 10000), range(0, 10000), range(0, 10000), range(0, 10000), range(0, 10000), range(0, 10000), range(0, 10000), range(0, 10000), range(0, 10000), range(0, 10000), range(0, 10000))]");
+        assert!(
+            e.contains("function 'concat' would produce 110000 items; at most 100000 are allowed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn split_counts_its_comparisons() {
+        assert_eq!(eval("[split('a,b', ',')]"), json!(["a", "b"]));
+        let e = eval_err("[split(padLeft('', 1000000, 'a'), padLeft('', 1000000, 'b'))]");
+        assert!(
+            e.contains("function 'split' exceeded the evaluation budget"),
+            "{e}"
+        );
+        let e = eval_err("[split(padLeft('', 200000, ','), ',')]");
+        assert!(
+            e.contains("function 'split' would produce 100001 items; at most 100000 are allowed"),
+            "{e}"
         );
     }
 

@@ -119,7 +119,14 @@ pub(crate) fn format_utc(secs: i64, nanos: u32, fmt: &str) -> Result<String, Str
         match c {
             'y' => {
                 let y = if run <= 2 { t.year % 100 } else { t.year };
-                out.push_str(&format!("{y:0width$}", width = run.max(1)));
+                // As many digits as `y`s, like .NET. The zeros are added by
+                // hand: std's `{:0width$}` panics for widths over 65 535.
+                let digits = y.unsigned_abs().to_string();
+                if y < 0 {
+                    out.push('-');
+                }
+                out.extend(std::iter::repeat_n('0', run.saturating_sub(digits.len())));
+                out.push_str(&digits);
             }
             'M' => match run {
                 1 | 2 => out.push_str(&format!("{:0run$}", t.month)),
@@ -231,6 +238,15 @@ mod tests {
             "1970-01-01 00:00:00"
         );
         assert_eq!(format_utc(-86_400, 0, "yyyy-MM-dd").unwrap(), "1969-12-31");
+        assert_eq!(format_utc(T, N, "y yyyyyy").unwrap(), "24 002024");
+    }
+
+    #[test]
+    fn long_runs_of_y_do_not_panic() {
+        let fmt = "y".repeat(70_000);
+        let out = format_utc(T, N, &fmt).unwrap();
+        assert_eq!(out.len(), 70_000);
+        assert!(out.ends_with("02024"));
     }
 
     #[test]
@@ -240,11 +256,13 @@ mod tests {
             "expr: function 'utcNow' can only be used in a parameter defaultValue (at position 2)"
         );
         let env = ArmEnvironment::default();
+        let budget = crate::template::arm::limits::Budget::default();
         let ctx = CallContext {
             env: &env,
             content_version: "1",
             in_parameter_default: true,
             copy: None,
+            budget: &budget,
         };
         let args = Args {
             name: "utcNow",
