@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "system packages for the SSH tests (OpenSSL headers for libssh2, an OpenSSH server)"
+bash scripts/install-ssh-test-deps.sh
+
 step "toolchain"
 cargo --version
 rustup component list --installed 2>/dev/null | grep -E '^(rustfmt|clippy)' || true

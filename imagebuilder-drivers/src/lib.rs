@@ -2,3 +2,9 @@
 
 #[cfg(feature = "mock")]
 pub mod mock;
+
+#[cfg(feature = "ssh")]
+pub mod ssh;
+
+#[cfg(feature = "qemu")]
+pub mod qemu;

@@ -1,4 +1,5 @@
 //! The engine on the mock host: every path of a run, with cleanup checked after each.
+#![cfg(feature = "mock")]
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

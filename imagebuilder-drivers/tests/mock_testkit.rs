@@ -1,4 +1,5 @@
 //! The mock host passes every build-host contract check.
+#![cfg(feature = "mock")]
 
 use std::path::PathBuf;
 

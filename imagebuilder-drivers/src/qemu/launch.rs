@@ -1,0 +1,159 @@
+//! Building QEMU's command line and starting it, with SSH forwarded on a free loopback port.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+
+use imagebuilder_core::host::{HostError, OutputLine, OutputSink, OutputStream};
+use imagebuilder_core::template::model::HyperVGeneration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::accel::Accelerator;
+use super::console::{clean, ConsoleTail};
+use super::sizes::VmShape;
+
+/// Everything one QEMU process needs.
+pub(crate) struct Launch<'a> {
+    pub(crate) qemu: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) accelerator: Accelerator,
+    pub(crate) generation: HyperVGeneration,
+    pub(crate) shape: VmShape,
+    pub(crate) disk: &'a Path,
+    pub(crate) seed: &'a Path,
+    pub(crate) qmp_socket: &'a Path,
+    /// OVMF code and this VM's copy of the vars, for Gen2.
+    pub(crate) uefi: Option<(&'a Path, &'a Path)>,
+    pub(crate) ssh_port: u16,
+}
+
+impl Launch<'_> {
+    fn args(&self) -> Vec<String> {
+        let path = |p: &Path| p.display().to_string();
+        let (machine, accel) = match self.accelerator {
+            Accelerator::Kvm => ("kvm", "kvm".to_owned()),
+            Accelerator::Tcg | Accelerator::Auto => ("tcg", "tcg,thread=multi".to_owned()),
+        };
+        let machine_type = match self.generation {
+            HyperVGeneration::V1 => "pc",
+            HyperVGeneration::V2 => "q35",
+        };
+        let mut args = vec![
+            "-name".into(),
+            self.name.into(),
+            "-machine".into(),
+            format!("{machine_type},accel={machine}"),
+            "-accel".into(),
+            accel,
+            "-cpu".into(),
+            if machine == "kvm" {
+                "host".into()
+            } else {
+                "max".into()
+            },
+            "-smp".into(),
+            self.shape.cpus.to_string(),
+            "-m".into(),
+            format!("{}M", self.shape.memory_mib),
+            "-nodefaults".into(),
+            "-display".into(),
+            "none".into(),
+            "-monitor".into(),
+            "none".into(),
+            "-serial".into(),
+            "stdio".into(),
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", path(self.qmp_socket)),
+            "-drive".into(),
+            format!(
+                "file={},if=virtio,format=qcow2,cache=writeback,discard=unmap",
+                path(self.disk)
+            ),
+            "-drive".into(),
+            format!("file={},if=virtio,format=raw,readonly=on", path(self.seed)),
+            "-netdev".into(),
+            format!("user,id=net0,hostfwd=tcp:127.0.0.1:{}-:22", self.ssh_port),
+            "-device".into(),
+            "virtio-net-pci,netdev=net0".into(),
+            // Guests generate keys and seed TLS at boot; without entropy TCG boots stall.
+            "-device".into(),
+            "virtio-rng-pci".into(),
+        ];
+        if let Some((code, vars)) = self.uefi {
+            args.push("-drive".into());
+            args.push(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                path(code)
+            ));
+            args.push("-drive".into());
+            args.push(format!("if=pflash,format=raw,unit=1,file={}", path(vars)));
+        }
+        args
+    }
+}
+
+/// A free TCP port on 127.0.0.1. Another process may take it before QEMU binds it; the
+/// caller retries with a new port when QEMU reports the forwarding failed.
+pub(crate) fn free_port() -> Result<u16, HostError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| HostError::Failed {
+        operation: "find a free port".into(),
+        source: Box::new(e),
+    })?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| HostError::Failed {
+            operation: "find a free port".into(),
+            source: Box::new(e),
+        })
+}
+
+/// Starts QEMU; console lines go to `console` and `tail` as they come.
+pub(crate) fn spawn(
+    launch: &Launch<'_>,
+    console: Arc<dyn OutputSink>,
+    tail: ConsoleTail,
+    stderr_log: &Path,
+) -> Result<Child, HostError> {
+    let stderr = std::fs::File::create(stderr_log).map_err(|e| HostError::Failed {
+        operation: format!("create {}", stderr_log.display()),
+        source: Box::new(e),
+    })?;
+    let mut child = Command::new(launch.qemu)
+        .args(launch.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr))
+        // Dropping the handle without destroy() must not leave QEMU running.
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| HostError::Failed {
+            operation: format!("start {}", launch.qemu),
+            source: Box::new(e),
+        })?;
+    if let Some(stdout) = child.stdout.take() {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let line = clean(&line);
+                tail.push(&line);
+                console.line(OutputLine {
+                    stream: OutputStream::Stdout,
+                    text: &line,
+                });
+            }
+        });
+    }
+    Ok(child)
+}
+
+/// The per-VM copy of the OVMF vars (UEFI variables are written at boot).
+pub(crate) fn uefi_vars_copy(vars_template: &Path, dir: &Path) -> Result<PathBuf, HostError> {
+    let copy = dir.join("OVMF_VARS.fd");
+    std::fs::copy(vars_template, &copy).map_err(|e| HostError::Failed {
+        operation: format!("copy {}", vars_template.display()),
+        source: Box::new(e),
+    })?;
+    Ok(copy)
+}

@@ -1,0 +1,298 @@
+//! The QEMU build host: real VMs on this machine (KVM when it works, else TCG).
+//!
+//! Each VM boots a copy-on-write qcow2 overlay of the base disk (the base is never written)
+//! with a per-VM cloud-init NoCloud seed: a build user with an ephemeral ed25519 key and
+//! passwordless sudo, and a pre-generated host key the SSH client pins. SSH is forwarded to a
+//! free port on 127.0.0.1 only; the serial console goes into the run's log; QMP controls
+//! power. Gen1 images boot with SeaBIOS, Gen2 with OVMF and a per-VM copy of its variables.
+//!
+//! Needs on the host: `qemu-system-x86_64`, `qemu-img`, `ssh-keygen`, `mkfs.vfat` and `mcopy`
+//! (Debian: qemu-system-x86, qemu-utils, openssh-client, dosfstools, mtools), and `ovmf` for
+//! Gen2.
+
+mod accel;
+mod command;
+mod console;
+mod disk;
+mod launch;
+mod qmp;
+mod seed;
+mod sizes;
+mod vm;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use imagebuilder_core::host::{BuildHost, BuildVm, Capabilities, HostError, ProvisionOptions};
+use imagebuilder_core::template::model::{DiskFormat, HyperVGeneration, OsType, VmProfile};
+
+pub use accel::Accelerator;
+pub use sizes::{shape_of, VmShape};
+
+use self::console::ConsoleTail;
+use self::launch::{free_port, spawn, uefi_vars_copy, Launch};
+use self::vm::QemuVm;
+use crate::ssh::{HostKey, SshGuest, SshTarget};
+
+/// How the QEMU host runs VMs.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct QemuConfig {
+    /// The emulator.
+    pub qemu_binary: String,
+    /// The disk tool.
+    pub qemu_img: String,
+    /// KVM or TCG; `Auto` probes KVM (bounded) and falls back to TCG.
+    pub accelerator: Accelerator,
+    /// OVMF firmware code, for Gen2 images.
+    pub ovmf_code: PathBuf,
+    /// OVMF variables template, copied per VM.
+    pub ovmf_vars: PathBuf,
+    /// How long a VM may take to answer SSH. Stock cloud images need about 50 s under TCG here.
+    pub boot_timeout: Duration,
+    /// How long a guest may take to power off before it is forced.
+    pub shutdown_timeout: Duration,
+    /// vCPUs and memory for every VM, instead of the template's vmSize.
+    pub shape: Option<VmShape>,
+    /// Name of the build user created by the seed.
+    pub build_user: String,
+}
+
+impl Default for QemuConfig {
+    fn default() -> Self {
+        let ovmf = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| PathBuf::from("/usr/share/OVMF").join(n))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| PathBuf::from("/usr/share/OVMF").join(names[0]))
+        };
+        Self {
+            qemu_binary: "qemu-system-x86_64".into(),
+            qemu_img: "qemu-img".into(),
+            accelerator: Accelerator::Auto,
+            ovmf_code: ovmf(&["OVMF_CODE_4M.fd", "OVMF_CODE.fd"]),
+            ovmf_vars: ovmf(&["OVMF_VARS_4M.fd", "OVMF_VARS.fd"]),
+            boot_timeout: Duration::from_secs(600),
+            shutdown_timeout: Duration::from_secs(120),
+            shape: None,
+            build_user: "imagebuilder".into(),
+        }
+    }
+}
+
+impl QemuConfig {
+    /// Uses `accelerator` instead of probing.
+    pub fn with_accelerator(mut self, accelerator: Accelerator) -> Self {
+        self.accelerator = accelerator;
+        self
+    }
+
+    /// Gives every VM `shape` instead of the template's vmSize.
+    pub fn with_shape(mut self, shape: VmShape) -> Self {
+        self.shape = Some(shape);
+        self
+    }
+
+    /// Sets how long a VM may take to answer SSH.
+    pub fn with_boot_timeout(mut self, timeout: Duration) -> Self {
+        self.boot_timeout = timeout;
+        self
+    }
+}
+
+/// Builds on QEMU on this machine.
+#[derive(Debug, Clone, Default)]
+pub struct QemuBuildHost {
+    config: Arc<QemuConfig>,
+}
+
+/// How one boot attempt ended.
+enum Attempt {
+    Connected(Result<SshGuest, imagebuilder_core::host::GuestError>),
+    Exited(std::io::Result<std::process::ExitStatus>),
+}
+
+/// Attempts at a free SSH port before giving up (another process may take each one).
+const PORT_ATTEMPTS: usize = 5;
+
+impl QemuBuildHost {
+    /// A host with `config`.
+    pub fn new(config: QemuConfig) -> Self {
+        Self {
+            config: Arc::new(config),
+        }
+    }
+
+    /// The vCPUs and memory for `profile`, bounded by this machine.
+    fn shape(
+        &self,
+        profile: &VmProfile,
+        generation: HyperVGeneration,
+    ) -> Result<VmShape, HostError> {
+        let wanted = match (self.config.shape, profile.vm_size.as_str()) {
+            (Some(shape), _) => shape,
+            (None, "") => shape_of(match generation {
+                HyperVGeneration::V1 => VmProfile::DEFAULT_GEN1_VM_SIZE,
+                HyperVGeneration::V2 => VmProfile::DEFAULT_GEN2_VM_SIZE,
+            })
+            .map_err(|m| HostError::failed("size the VM", m))?,
+            (None, size) => shape_of(size).map_err(|m| HostError::failed("size the VM", m))?,
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        Ok(VmShape {
+            cpus: wanted.cpus.clamp(1, cores),
+            memory_mib: wanted.memory_mib.min(host_memory_mib() / 2).max(512),
+        })
+    }
+}
+
+/// Total memory of this machine in MiB (from /proc/meminfo; 4 GiB when unreadable).
+fn host_memory_mib() -> u32 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            u32::try_from(kib / 1024).ok()
+        })
+        .unwrap_or(4096)
+}
+
+#[async_trait]
+impl BuildHost for QemuBuildHost {
+    fn name(&self) -> &str {
+        "qemu"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::none();
+        caps.bios = true;
+        caps.uefi = self.config.ovmf_code.exists() && self.config.ovmf_vars.exists();
+        caps.restart = true;
+        caps.keep_on_failure = true;
+        caps.base_disk_formats = vec![DiskFormat::Raw, DiskFormat::Qcow2, DiskFormat::Vhd];
+        caps
+    }
+
+    async fn provision(&self, options: ProvisionOptions) -> Result<Box<dyn BuildVm>, HostError> {
+        let config = &self.config;
+        let base = &options.base_disk;
+        if base.os_type == OsType::Windows {
+            return Err(HostError::Unsupported {
+                operation: "Windows guests (no WinRM communicator)".into(),
+                host: "qemu".into(),
+            });
+        }
+        let dir = options.work_dir.clone();
+        let base_path = disk::local_base(&base.location)?;
+        let overlay = dir.join("disk.qcow2");
+        let virtual_size = disk::create_overlay(
+            &config.qemu_img,
+            &base_path,
+            base.format,
+            &overlay,
+            options.vm_profile.os_disk_size_gb,
+        )
+        .await?;
+        let seed = seed::create(&dir, &options.vm_id, &config.build_user).await?;
+        let shape = self.shape(&options.vm_profile, base.hyper_v_generation)?;
+        let accelerator = accel::resolve(config.accelerator, &config.qemu_binary).await;
+        let vars = match base.hyper_v_generation {
+            HyperVGeneration::V1 => None,
+            HyperVGeneration::V2 => Some(uefi_vars_copy(&config.ovmf_vars, &dir)?),
+        };
+        let qmp_socket = dir.join("qmp.sock");
+        let host_key = HostKey::parse(&seed.host_public_key)
+            .map_err(|e| HostError::failed("read the pinned host key", e.to_string()))?;
+        tracing::info!(
+            "{}: {} vCPUs, {} MiB, {accelerator:?}",
+            options.vm_id,
+            shape.cpus,
+            shape.memory_mib
+        );
+
+        let mut last_error = None;
+        for _ in 0..PORT_ATTEMPTS {
+            let ssh_port = free_port()?;
+            let launch = Launch {
+                qemu: &config.qemu_binary,
+                name: &format!("imagebuilder-{}", options.vm_id),
+                accelerator,
+                generation: base.hyper_v_generation,
+                shape,
+                disk: &overlay,
+                seed: &seed.image,
+                qmp_socket: &qmp_socket,
+                uefi: vars.as_deref().map(|v| (config.ovmf_code.as_path(), v)),
+                ssh_port,
+            };
+            let tail = ConsoleTail::default();
+            let stderr_log = dir.join("qemu.stderr");
+            let mut child = spawn(&launch, options.console.clone(), tail.clone(), &stderr_log)?;
+            let target = SshTarget {
+                host: "127.0.0.1".into(),
+                port: ssh_port,
+                user: config.build_user.clone(),
+                private_key: seed.client_key.clone(),
+                host_key: host_key.clone(),
+            };
+            let attempt = tokio::select! {
+                guest = SshGuest::connect(target, config.boot_timeout) => Attempt::Connected(guest),
+                status = child.wait() => Attempt::Exited(status),
+            };
+            match attempt {
+                Attempt::Connected(Ok(guest)) => {
+                    return Ok(Box::new(QemuVm {
+                        id: options.vm_id.clone(),
+                        config: config.clone(),
+                        child: Some(child),
+                        guest,
+                        dir,
+                        overlay,
+                        base_format: base.format,
+                        virtual_size,
+                        qmp_socket,
+                        seed,
+                        ssh_port,
+                        tail,
+                    }));
+                }
+                Attempt::Connected(Err(e)) => {
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    return Err(HostError::failed(
+                        "boot the VM",
+                        format!(
+                            "{}; last console lines:{}",
+                            imagebuilder_core::error_chain(&e),
+                            tail.text()
+                        ),
+                    ));
+                }
+                Attempt::Exited(status) => {
+                    let stderr = std::fs::read_to_string(&stderr_log).unwrap_or_default();
+                    if stderr.contains("hostfwd") || stderr.contains("host forwarding") {
+                        last_error = Some(format!("port {ssh_port} was taken: {}", stderr.trim()));
+                        continue;
+                    }
+                    let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                    return Err(HostError::failed(
+                        "boot the VM",
+                        format!(
+                            "QEMU exited ({status}) before SSH answered: {}; last console lines:{}",
+                            stderr.trim(),
+                            tail.text()
+                        ),
+                    ));
+                }
+            }
+        }
+        Err(HostError::failed(
+            "boot the VM",
+            last_error.unwrap_or_else(|| "no free port".into()),
+        ))
+    }
+}

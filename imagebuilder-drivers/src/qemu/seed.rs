@@ -1,0 +1,172 @@
+//! The per-VM cloud-init NoCloud seed: a build user with an ephemeral ed25519 key and
+//! passwordless sudo, and a pre-generated host key the SSH client pins.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use imagebuilder_core::host::HostError;
+
+use super::command::run;
+
+/// The keys and seed image of one VM.
+#[derive(Debug, Clone)]
+pub(crate) struct Seed {
+    /// The vfat image labelled CIDATA.
+    pub(crate) image: PathBuf,
+    /// The build user's private key (OpenSSH format).
+    pub(crate) client_key: PathBuf,
+    /// The host's public key line, pinned by the client.
+    pub(crate) host_public_key: String,
+    /// A known_hosts file pinning the host key, for people reaching a kept VM.
+    pub(crate) known_hosts: PathBuf,
+}
+
+/// Generates an ed25519 key pair at `path` (private) and `path.pub`.
+async fn keygen(path: &Path, comment: &str) -> Result<(), HostError> {
+    let args: [OsString; 8] = [
+        "-q".into(),
+        "-t".into(),
+        "ed25519".into(),
+        "-N".into(),
+        "".into(),
+        "-C".into(),
+        comment.into(),
+        "-f".into(),
+    ];
+    let mut all: Vec<OsString> = args.into();
+    all.push(path.into());
+    run("generate an SSH key", "ssh-keygen", all)
+        .await
+        .map(drop)
+}
+
+async fn read(path: &Path) -> Result<String, HostError> {
+    tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| HostError::Failed {
+            operation: format!("read {}", path.display()),
+            source: Box::new(e),
+        })
+}
+
+async fn write(path: &Path, contents: &str) -> Result<(), HostError> {
+    tokio::fs::write(path, contents)
+        .await
+        .map_err(|e| HostError::Failed {
+            operation: format!("write {}", path.display()),
+            source: Box::new(e),
+        })
+}
+
+/// user-data for NoCloud: one sudo user with our key; our host key instead of generated ones.
+fn user_data(user: &str, client_public: &str, host_private: &str, host_public: &str) -> String {
+    let mut private = String::new();
+    for line in host_private.lines() {
+        private.push_str("    ");
+        private.push_str(line);
+        private.push('\n');
+    }
+    format!(
+        "#cloud-config\n\
+         users:\n\
+         \x20 - name: {user}\n\
+         \x20   sudo: ALL=(ALL) NOPASSWD:ALL\n\
+         \x20   shell: /bin/sh\n\
+         \x20   lock_passwd: true\n\
+         \x20   ssh_authorized_keys:\n\
+         \x20     - {client}\n\
+         ssh_pwauth: false\n\
+         ssh_deletekeys: true\n\
+         ssh_genkeytypes: []\n\
+         ssh_keys:\n\
+         \x20 ed25519_private: |\n\
+         {private}\
+         \x20 ed25519_public: {host}\n",
+        client = client_public.trim(),
+        host = host_public.trim(),
+    )
+}
+
+/// Writes keys, user-data and meta-data under `dir` and packs them into a CIDATA vfat image.
+pub(crate) async fn create(dir: &Path, instance_id: &str, user: &str) -> Result<Seed, HostError> {
+    let client_key = dir.join("client_key");
+    let host_key = dir.join("host_key");
+    keygen(&client_key, "imagebuilder-build-user").await?;
+    keygen(&host_key, "imagebuilder-host").await?;
+    let client_public = read(&client_key.with_extension("pub")).await?;
+    let host_private = read(&host_key).await?;
+    let host_public = read(&host_key.with_extension("pub")).await?;
+
+    let user_data_path = dir.join("user-data");
+    let meta_data_path = dir.join("meta-data");
+    write(
+        &user_data_path,
+        &user_data(user, &client_public, &host_private, &host_public),
+    )
+    .await?;
+    write(
+        &meta_data_path,
+        &format!("instance-id: {instance_id}\nlocal-hostname: imagebuilder\n"),
+    )
+    .await?;
+    let known_hosts = dir.join("known_hosts");
+    write(
+        &known_hosts,
+        &format!("[127.0.0.1]:* {}\n", host_public.trim()),
+    )
+    .await?;
+    // The private host key is only for the seed.
+    let _ = tokio::fs::remove_file(&host_key).await;
+
+    let image = dir.join("seed.img");
+    let args: [OsString; 5] = [
+        "-n".into(),
+        "CIDATA".into(),
+        "-C".into(),
+        image.clone().into(),
+        "2048".into(),
+    ];
+    run("format the seed volume", "mkfs.vfat", args).await?;
+    let args: [OsString; 5] = [
+        "-i".into(),
+        image.clone().into(),
+        user_data_path.into(),
+        meta_data_path.into(),
+        "::".into(),
+    ];
+    run("write the seed volume", "mcopy", args).await?;
+    Ok(Seed {
+        image,
+        client_key,
+        host_public_key: host_public.trim().to_owned(),
+        known_hosts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn user_data_indents_the_host_key_as_a_block() {
+        let text = super::user_data(
+            "builder",
+            "ssh-ed25519 AAAC client",
+            "-----BEGIN X-----\nabc\n-----END X-----\n",
+            "ssh-ed25519 AAAH host",
+        );
+        assert!(
+            text.starts_with("#cloud-config\nusers:\n  - name: builder\n"),
+            "{text}"
+        );
+        assert!(text.contains("      - ssh-ed25519 AAAC client\n"), "{text}");
+        assert!(
+            text.contains(
+                "  ed25519_private: |\n    -----BEGIN X-----\n    abc\n    -----END X-----\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("  ed25519_public: ssh-ed25519 AAAH host\n"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! One QEMU VM: its process, disk, seed and SSH guest.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use imagebuilder_core::host::{
+    BuildVm, CapturedDisk, ExecRequest, Guest, HostError, OutputLine, VmAccess,
+};
+use imagebuilder_core::template::model::DiskFormat;
+use tokio::process::Child;
+
+use super::console::ConsoleTail;
+use super::seed::Seed;
+use super::{disk, qmp, QemuConfig};
+use crate::ssh::SshGuest;
+
+pub(crate) struct QemuVm {
+    pub(crate) id: String,
+    pub(crate) config: Arc<QemuConfig>,
+    pub(crate) child: Option<Child>,
+    pub(crate) guest: SshGuest,
+    pub(crate) dir: PathBuf,
+    pub(crate) overlay: PathBuf,
+    pub(crate) base_format: DiskFormat,
+    pub(crate) virtual_size: u64,
+    pub(crate) qmp_socket: PathBuf,
+    pub(crate) seed: Seed,
+    pub(crate) ssh_port: u16,
+    pub(crate) tail: ConsoleTail,
+}
+
+impl QemuVm {
+    /// Waits up to `limit` for QEMU to exit; true when it did.
+    async fn exited_within(&mut self, limit: Duration) -> bool {
+        let Some(child) = self.child.as_mut() else {
+            return true;
+        };
+        matches!(tokio::time::timeout(limit, child.wait()).await, Ok(Ok(_)))
+    }
+
+    async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+}
+
+#[async_trait]
+impl BuildVm for QemuVm {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn guest(&self) -> &dyn Guest {
+        &self.guest
+    }
+
+    fn access(&self) -> VmAccess {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .map_or_else(|| "?".to_owned(), |p| p.to_string());
+        VmAccess {
+            how: format!(
+                "ssh -i {} -p {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes {}@127.0.0.1",
+                self.seed.client_key.display(),
+                self.ssh_port,
+                self.seed.known_hosts.display(),
+                self.config.build_user
+            ),
+            cleanup: format!("kill {pid} && rm -r {}", self.dir.display()),
+        }
+    }
+
+    /// Asks the guest to power off (flushing its disks), then ACPI power-down, then quits.
+    async fn shutdown(&mut self) -> Result<(), HostError> {
+        let quiet = |_: OutputLine<'_>| {};
+        // The connection drops as the guest goes down; that is expected.
+        let _ = self
+            .guest
+            .exec(&ExecRequest::new("sudo poweroff"), &quiet)
+            .await;
+        if self.exited_within(self.config.shutdown_timeout).await {
+            return Ok(());
+        }
+        tracing::warn!(
+            "{}: no power-off after {:?}; sending ACPI power-down",
+            self.id,
+            self.config.shutdown_timeout
+        );
+        let _ = qmp::command(&self.qmp_socket, "system_powerdown").await;
+        if self.exited_within(Duration::from_secs(30)).await {
+            return Ok(());
+        }
+        self.kill().await;
+        Err(HostError::Timeout {
+            operation: format!(
+                "power off {} (the disk may be inconsistent; last console lines:{})",
+                self.id,
+                self.tail.text()
+            ),
+            after: self.config.shutdown_timeout,
+        })
+    }
+
+    async fn capture(&mut self, destination: &Path) -> Result<CapturedDisk, HostError> {
+        if self.child.is_some() && !self.exited_within(Duration::ZERO).await {
+            return Err(HostError::failed(
+                "capture the disk",
+                "the VM is still running; shut it down first",
+            ));
+        }
+        let format = disk::flatten(
+            &self.config.qemu_img,
+            &self.overlay,
+            self.base_format,
+            destination,
+        )
+        .await?;
+        Ok(CapturedDisk {
+            path: destination.to_path_buf(),
+            format,
+            virtual_size: self.virtual_size,
+        })
+    }
+
+    async fn destroy(mut self: Box<Self>) -> Result<(), HostError> {
+        self.kill().await;
+        match tokio::fs::remove_dir_all(&self.dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(HostError::Failed {
+                operation: format!("remove {}", self.dir.display()),
+                source: Box::new(e),
+            }),
+        }
+    }
+
+    fn keep(mut self: Box<Self>) -> VmAccess {
+        let access = self.access();
+        // The handle kills QEMU when dropped; a kept VM must outlive it.
+        if let Some(child) = self.child.take() {
+            std::mem::forget(child);
+        }
+        access
+    }
+}

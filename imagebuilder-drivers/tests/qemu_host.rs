@@ -1,0 +1,333 @@
+//! The QEMU host on real VMs booted from the fixture images (`scripts/build-fixture-images.sh`,
+//! run by the test command, which sets IMAGEBUILDER_FIXTURE_IMAGES): the host contract checks,
+//! then whole builds through the engine with leak checks after each.
+#![cfg(feature = "qemu")]
+
+mod qemu_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use imagebuilder_core::engine::Engine;
+use imagebuilder_core::host::{BuildHost, ExecRequest, OutputLine, ProvisionOptions, VmPurpose};
+use imagebuilder_core::run::{RunState, RunSubState};
+use imagebuilder_core::template::model::HyperVGeneration;
+use imagebuilder_core::testkit::host as checks;
+use qemu_support::*;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_reports_exit_codes() {
+    let Some(f) = Fixture::gen1("exec_reports_exit_codes") else {
+        return;
+    };
+    checks::exec_reports_exit_codes(&f.host, &f.host_context()).await;
+    f.assert_no_leaks();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_streams_output() {
+    let Some(f) = Fixture::gen1("exec_streams_output") else {
+        return;
+    };
+    checks::exec_streams_output(&f.host, &f.host_context()).await;
+    f.assert_no_leaks();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upload_reads_back() {
+    let Some(f) = Fixture::gen1("upload_reads_back") else {
+        return;
+    };
+    checks::upload_reads_back(&f.host, &f.host_context()).await;
+    f.assert_no_leaks();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capture_writes_a_disk_and_keeps_the_base() {
+    let Some(f) = Fixture::gen1("capture_keeps_base") else {
+        return;
+    };
+    checks::capture_writes_a_disk_and_keeps_the_base(&f.host, &f.host_context()).await;
+    f.assert_no_leaks();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restart_comes_back() {
+    let Some(f) = Fixture::gen1("restart_comes_back") else {
+        return;
+    };
+    checks::restart_comes_back(&f.host, &f.host_context()).await;
+    f.assert_no_leaks();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shrinking_os_disk_is_refused_before_boot() {
+    let Some(f) = Fixture::gen1("shrink") else {
+        return;
+    };
+    let profile = imagebuilder_core::template::model::VmProfile {
+        os_disk_size_gb: 1,
+        ..Default::default()
+    };
+    let dir = f.dir.join("vm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let options = ProvisionOptions {
+        vm_id: f.vm_id("shrink"),
+        purpose: VmPurpose::Build,
+        base_disk: f.base_disk(),
+        vm_profile: profile,
+        work_dir: dir,
+        console: Arc::new(|_: OutputLine<'_>| {}),
+    };
+    // The fixture is larger than 1 GiB only if built so; grow-only is checked either way.
+    match f.host.provision(options).await {
+        Err(e) => assert!(
+            imagebuilder_core::error_chain(&e).contains("can only grow"),
+            "{e}"
+        ),
+        Ok(vm) => {
+            let size = f.virtual_size();
+            assert!(size <= 1 << 30, "a {size}-byte base was shrunk");
+            vm.destroy().await.unwrap();
+        }
+    }
+    f.assert_no_leaks();
+}
+
+/// A whole build on `generation`: Shell, File, Restart, generalize, validation, capture; then
+/// the captured image booted on its own with a fresh seed shows the customizations and none
+/// of the build's identity.
+async fn full_build(generation: HyperVGeneration) {
+    let name = format!("full_build_{generation:?}");
+    let Some(f) = Fixture::new(&name, generation) else {
+        return;
+    };
+    let payload = f.write_file("payload.txt", "payload from the host\n");
+    let template = f.template(|t| {
+        t["properties"]["customize"] = json!([
+            {"type": "Shell", "name": "marker", "inline": [
+                "echo customized | sudo tee /etc/imagebuilder-marker",
+                "sudo cp /etc/machine-id /var/build-machine-id",
+                "sudo cp /etc/ssh/ssh_host_ed25519_key.pub /var/build-host-key.pub",
+                "sudo cp ~/.ssh/authorized_keys /var/build-authorized-keys"
+            ]},
+            {"type": "File", "name": "payload", "sourceUri": format!("file://{}", payload.display()), "destination": "/tmp/payload.txt"},
+            {"type": "Shell", "name": "keep-payload", "inline": ["sudo cp /tmp/payload.txt /etc/payload.txt"]},
+            {"type": "Restart", "restartCheckCommand": "test -f /etc/imagebuilder-marker", "restartTimeout": "5m"},
+            {"type": "Shell", "name": "after-restart", "inline": ["test -f /etc/payload.txt"]}
+        ]);
+        t["properties"]["validate"] = json!({"inVMValidations": [
+            {"type": "Shell", "name": "marker-present", "inline": ["grep -q customized /etc/imagebuilder-marker"]}
+        ]});
+    });
+    let engine = Engine::new(Arc::new(f.host.clone()), f.source(), f.capture_targets());
+    let report = engine.run(&template, f.run_options()).await;
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Succeeded, RunSubState::Distributing),
+        "{}\n{}",
+        report.message,
+        f.log()
+    );
+    f.assert_no_leaks();
+
+    // Boot the capture as a user would: a new VM, a new seed, a new instance.
+    let capture = f.captured_image();
+    let vm = f.boot(&capture, "fresh").await;
+    let run = |command: &str| {
+        let command = command.to_owned();
+        let vm = &vm;
+        async move {
+            let lines = std::sync::Mutex::new(Vec::new());
+            let sink = |l: OutputLine<'_>| lines.lock().unwrap().push(l.text.to_owned());
+            let result = vm
+                .guest()
+                .exec(&ExecRequest::new(command.clone()), &sink)
+                .await
+                .expect("exec");
+            (result.exit_code, lines.into_inner().unwrap().join("\n"))
+        }
+    };
+    assert_eq!(
+        run("cat /etc/imagebuilder-marker").await,
+        (0, "customized".to_owned())
+    );
+    assert_eq!(
+        run("cat /etc/payload.txt").await,
+        (0, "payload from the host".to_owned())
+    );
+    let (_, build_id) = run("cat /var/build-machine-id").await;
+    let (_, new_id) = run("cat /etc/machine-id").await;
+    assert!(
+        !new_id.is_empty() && new_id != build_id,
+        "machine-id was regenerated: {build_id} -> {new_id}"
+    );
+    let (_, build_host_key) = run("cat /var/build-host-key.pub").await;
+    let (_, new_host_key) = run("cat /etc/ssh/ssh_host_ed25519_key.pub").await;
+    assert!(
+        !build_host_key.is_empty() && new_host_key != build_host_key,
+        "host keys were regenerated"
+    );
+    let (_, build_keys) = run("cat /var/build-authorized-keys").await;
+    let (_, keys) = run("cat ~/.ssh/authorized_keys").await;
+    for key in build_keys.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            !keys.contains(key),
+            "the build user's key is still authorized in the image"
+        );
+    }
+    vm.destroy().await.unwrap();
+    f.assert_no_leaks();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gen1_build_customizes_generalizes_and_captures() {
+    full_build(HyperVGeneration::V1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gen2_build_customizes_generalizes_and_captures() {
+    full_build(HyperVGeneration::V2).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_customizer_cleans_up_everything() {
+    let Some(f) = Fixture::gen1("failing_cleanup") else {
+        return;
+    };
+    let template = f.template(|t| {
+        t["properties"]["customize"] =
+            json!([{"type": "Shell", "inline": ["echo about to fail", "exit 7"]}])
+    });
+    let engine = Engine::new(Arc::new(f.host.clone()), f.source(), f.capture_targets());
+    let report = engine.run(&template, f.run_options()).await;
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Failed, RunSubState::Customizing)
+    );
+    assert!(
+        report.message.contains("exited with code 7"),
+        "{}",
+        report.message
+    );
+    assert!(
+        f.log().contains("about to fail"),
+        "guest output reaches the log"
+    );
+    f.assert_no_leaks();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn abort_keeps_the_vm_reachable_over_ssh() {
+    let Some(f) = Fixture::gen1("failing_abort") else {
+        return;
+    };
+    let template = f.template(|t| {
+        t["properties"]["customize"] = json!([{"type": "Shell", "inline": ["exit 1"]}]);
+        t["properties"]["errorHandling"] = json!({"onCustomizerError": "abort"});
+    });
+    let engine = Engine::new(Arc::new(f.host.clone()), f.source(), f.capture_targets());
+    let report = engine.run(&template, f.run_options()).await;
+    assert_eq!(report.run_state, RunState::Failed);
+    let kept = report.kept_vm.expect("the VM is kept");
+    // The reported command reaches the VM with the pinned host key.
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} -o BatchMode=yes -o ConnectTimeout=20 true",
+            kept.how
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success(), "ssh to the kept VM: {}", kept.how);
+    let cleanup = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&kept.cleanup)
+        .status()
+        .unwrap();
+    assert!(cleanup.success(), "cleanup: {}", kept.cleanup);
+    f.wait_for_no_leaks().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_build_timeout_stops_a_real_vm() {
+    let Some(f) = Fixture::gen1("timeout") else {
+        return;
+    };
+    let template = f.template(|t| {
+        t["properties"]["customize"] = json!([{"type": "Shell", "inline": ["sleep 3600"]}])
+    });
+    let mut template = template;
+    template.properties.build_timeout_in_minutes = 1;
+    let engine = Engine::new(Arc::new(f.host.clone()), f.source(), f.capture_targets());
+    let report = tokio::time::timeout(
+        Duration::from_secs(300),
+        engine.run(&template, f.run_options()),
+    )
+    .await
+    .expect("the run ends");
+    assert_eq!(report.run_state, RunState::Failed);
+    assert!(
+        report.message.contains("buildTimeoutInMinutes"),
+        "{}",
+        report.message
+    );
+    f.assert_no_leaks();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_during_customization_stops_a_real_vm() {
+    let Some(f) = Fixture::gen1("cancel") else {
+        return;
+    };
+    let template = f.template(|t| {
+        t["properties"]["customize"] =
+            json!([{"type": "Shell", "inline": ["echo started", "sleep 3600"]}])
+    });
+    let engine = Engine::new(Arc::new(f.host.clone()), f.source(), f.capture_targets());
+    let mut options = f.run_options();
+    let cancel = options.cancel.clone();
+    let events = options.events.clone();
+    options.events = Arc::new(move |e: imagebuilder_core::engine::BuildEvent| {
+        if matches!(&e, imagebuilder_core::engine::BuildEvent::GuestOutput { line, .. } if line == "started")
+        {
+            cancel.cancel();
+        }
+        events.emit(e);
+    });
+    let report = tokio::time::timeout(Duration::from_secs(300), engine.run(&template, options))
+        .await
+        .expect("cancel is prompt");
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Canceled, RunSubState::Customizing)
+    );
+    f.assert_no_leaks();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_validation_distributes_only_with_continue() {
+    for (continue_on_failure, published) in [(false, false), (true, true)] {
+        let name = format!("validation_continue_{continue_on_failure}");
+        let Some(f) = Fixture::gen1(&name) else {
+            return;
+        };
+        let template = f.template(|t| {
+            t["properties"]["customize"] = json!([{"type": "Shell", "inline": ["true"]}]);
+            t["properties"]["validate"] = json!({
+                "continueDistributeOnFailure": continue_on_failure,
+                "inVMValidations": [{"type": "Shell", "inline": ["test -f /etc/does-not-exist"]}]
+            });
+        });
+        let engine = Engine::new(Arc::new(f.host.clone()), f.source(), f.capture_targets());
+        let report = engine.run(&template, f.run_options()).await;
+        assert_eq!(report.run_state, RunState::Failed, "{}", report.message);
+        assert_eq!(
+            f.captured_path().exists(),
+            published,
+            "continueDistributeOnFailure={continue_on_failure}"
+        );
+        f.assert_no_leaks();
+    }
+}

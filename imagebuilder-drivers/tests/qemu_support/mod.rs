@@ -1,0 +1,302 @@
+//! Shared set-up of the QEMU tests: the fixture images, a host, templates, a target that keeps
+//! the capture, and leak checks.
+#![allow(dead_code)] // Each test file uses a different part.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use imagebuilder_core::distribute::{
+    CapturedImage, DistributeContext, DistributeError, Distributor, DistributorFactory,
+};
+use imagebuilder_core::engine::{BuildEvent, RunOptions};
+use imagebuilder_core::host::{BuildHost, BuildVm, OutputLine, ProvisionOptions, VmPurpose};
+use imagebuilder_core::run::RunOutput;
+use imagebuilder_core::source::{BaseDisk, SourceResolver};
+use imagebuilder_core::template::model::{
+    DiskFormat, DistributorSpec, HyperVGeneration, OsType, SecurityType, VmProfile,
+};
+use imagebuilder_core::template::{parse_value, ImageTemplate, ParseOptions};
+use imagebuilder_core::testkit::host::HostTestContext;
+use imagebuilder_drivers::qemu::{Accelerator, QemuBuildHost, QemuConfig, VmShape};
+use serde_json::{json, Value};
+
+/// One test's world: a host, a directory, a fixture image.
+pub(crate) struct Fixture {
+    pub(crate) host: QemuBuildHost,
+    pub(crate) dir: PathBuf,
+    pub(crate) image: PathBuf,
+    pub(crate) generation: HyperVGeneration,
+    pub(crate) events: Arc<Mutex<Vec<BuildEvent>>>,
+}
+
+/// The directory the test command builds the fixture images into.
+fn images_dir() -> Option<PathBuf> {
+    match std::env::var_os("IMAGEBUILDER_FIXTURE_IMAGES") {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => {
+            eprintln!("skipped: IMAGEBUILDER_FIXTURE_IMAGES is not set; `bash scripts/test.sh` builds the fixture images and sets it");
+            None
+        }
+    }
+}
+
+impl Fixture {
+    pub(crate) fn new(test: &str, generation: HyperVGeneration) -> Option<Self> {
+        let file = match generation {
+            HyperVGeneration::V1 => "debian-12-gen1.qcow2",
+            HyperVGeneration::V2 => "debian-12-gen2.qcow2",
+        };
+        let image = images_dir()?.join(file);
+        assert!(
+            image.exists(),
+            "fixture image {} is missing",
+            image.display()
+        );
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("qemu")
+            .join(test);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = QemuConfig::default()
+            .with_accelerator(Accelerator::Tcg)
+            .with_shape(VmShape {
+                cpus: 2,
+                memory_mib: 1024,
+            })
+            .with_boot_timeout(Duration::from_secs(180));
+        Some(Self {
+            host: QemuBuildHost::new(config),
+            dir,
+            image,
+            generation,
+            events: Arc::default(),
+        })
+    }
+
+    pub(crate) fn gen1(test: &str) -> Option<Self> {
+        Self::new(test, HyperVGeneration::V1)
+    }
+
+    pub(crate) fn vm_id(&self, tag: &str) -> String {
+        format!("{}-{tag}", self.dir.file_name().unwrap().to_string_lossy())
+    }
+
+    pub(crate) fn base_disk(&self) -> BaseDisk {
+        disk_at(&self.image, self.generation)
+    }
+
+    pub(crate) fn virtual_size(&self) -> u64 {
+        let out = std::process::Command::new("qemu-img")
+            .args(["info", "--output=json", "-U"])
+            .arg(&self.image)
+            .output()
+            .unwrap();
+        let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+        info["virtual-size"].as_u64().unwrap()
+    }
+
+    pub(crate) fn host_context(&self) -> HostTestContext {
+        HostTestContext {
+            base_disk: self.base_disk(),
+            work_dir: self.dir.join("checks"),
+        }
+    }
+
+    pub(crate) fn write_file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    /// A template building the fixture image, with one target that keeps the capture.
+    pub(crate) fn template(&self, edit: impl FnOnce(&mut Value)) -> ImageTemplate {
+        let mut doc = json!({
+            "type": "Microsoft.VirtualMachineImages/imageTemplates",
+            "apiVersion": "2025-10-01",
+            "name": "qemu-test",
+            "properties": {
+                "source": {"type": "DiskImage", "uri": format!("file://{}", self.image.display()), "format": "qcow2",
+                           "hyperVGeneration": format!("{:?}", self.generation)},
+                "customize": [],
+                "distribute": [{"type": "VHD", "runOutputName": "capture"}]
+            }
+        });
+        edit(&mut doc);
+        let parsed =
+            parse_value(&doc, &ParseOptions::default()).unwrap_or_else(|d| panic!("{:?}", d.all()));
+        parsed.templates.into_iter().next().unwrap()
+    }
+
+    pub(crate) fn source(&self) -> Arc<SourceResolver> {
+        Arc::new(SourceResolver::default())
+    }
+
+    pub(crate) fn captured_path(&self) -> PathBuf {
+        self.dir.join("captured.img")
+    }
+
+    pub(crate) fn capture_targets(&self) -> Arc<dyn DistributorFactory> {
+        Arc::new(KeepCapture {
+            path: self.captured_path(),
+        })
+    }
+
+    pub(crate) fn captured_image(&self) -> PathBuf {
+        let path = self.captured_path();
+        assert!(path.exists(), "the capture was kept at {}", path.display());
+        path
+    }
+
+    pub(crate) fn run_options(&self) -> RunOptions {
+        let mut options = RunOptions::new(self.dir.join("work"));
+        options.artifacts_dir = self.dir.join("artifacts");
+        options.log_path = Some(self.dir.join("customization.log"));
+        let events = self.events.clone();
+        options.events = Arc::new(move |e: BuildEvent| events.lock().unwrap().push(e));
+        options
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("customization.log")).unwrap_or_default()
+    }
+
+    /// Boots `image` on its own with a fresh seed, as a user of the output would.
+    pub(crate) async fn boot(&self, image: &Path, tag: &str) -> Box<dyn BuildVm> {
+        let dir = self.dir.join(format!("boot-{tag}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let format = if image.extension().is_some_and(|e| e == "raw") {
+            DiskFormat::Raw
+        } else {
+            DiskFormat::Qcow2
+        };
+        let mut base = disk_at(image, self.generation);
+        base.format = format;
+        let options = ProvisionOptions {
+            vm_id: self.vm_id(tag),
+            purpose: VmPurpose::Validation,
+            base_disk: base,
+            vm_profile: VmProfile::default(),
+            work_dir: dir,
+            console: Arc::new(|_: OutputLine<'_>| {}),
+        };
+        match self.host.provision(options).await {
+            Ok(vm) => vm,
+            Err(e) => panic!(
+                "booting {}: {}",
+                image.display(),
+                imagebuilder_core::error_chain(&e)
+            ),
+        }
+    }
+
+    /// QEMU processes started for this test (their command line names its directory).
+    pub(crate) fn qemu_processes(&self) -> Vec<String> {
+        let needle = self.dir.display().to_string();
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains("qemu-system") && cmdline.contains(&needle) {
+                found.push(format!(
+                    "{}: {cmdline}",
+                    entry.file_name().to_string_lossy()
+                ));
+            }
+        }
+        found
+    }
+
+    /// No QEMU process and no work directory is left (the ports go with the processes).
+    pub(crate) fn assert_no_leaks(&self) {
+        assert_eq!(
+            self.qemu_processes(),
+            Vec::<String>::new(),
+            "QEMU processes left running"
+        );
+        assert!(
+            !self.dir.join("work").exists(),
+            "the run's work dir was left behind"
+        );
+    }
+
+    /// Like `assert_no_leaks`, after giving processes killed from outside time to exit.
+    pub(crate) async fn wait_for_no_leaks(&self) {
+        for _ in 0..100 {
+            if self.qemu_processes().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            self.qemu_processes(),
+            Vec::<String>::new(),
+            "QEMU processes left running"
+        );
+    }
+}
+
+fn disk_at(path: &Path, generation: HyperVGeneration) -> BaseDisk {
+    BaseDisk {
+        location: path.display().to_string(),
+        format: DiskFormat::Qcow2,
+        virtual_size: 0,
+        sha256: None,
+        os_type: OsType::Linux,
+        hyper_v_generation: generation,
+        security_type: SecurityType::Standard,
+        exact_version: None,
+    }
+}
+
+/// A target that copies the capture to a known path, so tests can boot it.
+struct KeepCapture {
+    path: PathBuf,
+}
+
+impl DistributorFactory for KeepCapture {
+    fn distributor(&self, spec: &DistributorSpec) -> Result<Arc<dyn Distributor>, DistributeError> {
+        Ok(Arc::new(KeepCaptureTarget {
+            name: spec.run_output_name().to_owned(),
+            path: self.path.clone(),
+        }))
+    }
+}
+
+struct KeepCaptureTarget {
+    name: String,
+    path: PathBuf,
+}
+
+#[async_trait]
+impl Distributor for KeepCaptureTarget {
+    fn run_output_name(&self) -> &str {
+        &self.name
+    }
+
+    async fn distribute(
+        &self,
+        image: &CapturedImage,
+        cx: &DistributeContext<'_>,
+    ) -> Result<RunOutput, DistributeError> {
+        tokio::fs::copy(&image.path, &self.path)
+            .await
+            .map_err(|e| DistributeError::Failed {
+                run_output_name: self.name.clone(),
+                operation: "copy the capture".into(),
+                source: Box::new(e),
+            })?;
+        cx.progress.bytes(&self.name, image.size, image.size);
+        Ok(RunOutput {
+            run_output_name: self.name.clone(),
+            artifact_id: self.path.display().to_string(),
+            artifact_uri: self.path.display().to_string(),
+            sha256: image.sha256.clone(),
+            size: image.size,
+            tags: Default::default(),
+        })
+    }
+}
