@@ -19,13 +19,14 @@ set -euo pipefail
 #   fdisk                       sfdisk on plain image files
 #   xorriso                     iso9660 seeds (optional flavour of NoCloud)
 #   cpio gzip zstd              initramfs packing
+#   binutils                    readelf: the build checks every guest binary finds its libraries
+#   util-linux                  flock (one build per output directory)
 #   openssh-client              ssh/ssh-keygen for the checks and the host's key pairs
-#   ca-certificates apt-utils   nothing exotic: apt-get download works out of the box
 PKGS=(
   qemu-system-x86 qemu-utils ovmf
   syslinux syslinux-common extlinux
   mtools dosfstools e2fsprogs fdisk xorriso
-  cpio gzip zstd openssh-client
+  cpio gzip zstd binutils util-linux openssh-client
 )
 
 missing=()

@@ -9,6 +9,11 @@ step() { printf '\n==> %s\n' "$*"; }
 step "system packages for the SSH tests (OpenSSL headers for libssh2, an OpenSSH server)"
 bash scripts/install-ssh-test-deps.sh
 
+step "system packages for the QEMU tests, and the fixture images (cached by recipe)"
+bash scripts/install-test-deps.sh
+export IMAGEBUILDER_FIXTURE_IMAGES="${IMAGEBUILDER_FIXTURE_IMAGES:-${XDG_CACHE_HOME:-$HOME/.cache}/imagebuilder/fixture-images}"
+bash scripts/build-fixture-images.sh "$IMAGEBUILDER_FIXTURE_IMAGES"
+
 step "toolchain"
 cargo --version
 rustup component list --installed 2>/dev/null | grep -E '^(rustfmt|clippy)' || true

@@ -43,7 +43,7 @@ impl Launch<'_> {
             "-name".into(),
             self.name.into(),
             "-machine".into(),
-            format!("{machine_type},accel={machine}"),
+            machine_type.into(),
             "-accel".into(),
             accel,
             "-cpu".into(),

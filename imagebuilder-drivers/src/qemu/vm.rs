@@ -72,7 +72,7 @@ impl BuildVm for QemuVm {
                 self.seed.known_hosts.display(),
                 self.config.build_user
             ),
-            cleanup: format!("kill {pid} && rm -r {}", self.dir.display()),
+            cleanup: format!("kill {pid}; rm -rf {}", self.dir.display()),
         }
     }
 
