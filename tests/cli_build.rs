@@ -6,7 +6,15 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+/// Runs the CLI on the mock host (these tests are about the CLI, not the VMs).
 fn imagebuilder(state: &Path, args: &[&str]) -> Output {
+    let mut args = args.to_vec();
+    let chooses_host = args.iter().any(|a| a.starts_with("--host"));
+    if !chooses_host
+        && (matches!(args.first(), Some(&"build")) || args.starts_with(&["template", "run"]))
+    {
+        args.insert(if args[0] == "build" { 1 } else { 2 }, "--host=mock");
+    }
     Command::new(env!("CARGO_BIN_EXE_imagebuilder"))
         .args(args)
         .arg("--state-dir")

@@ -18,10 +18,21 @@ use super::UsageError;
 pub(crate) enum HostKind {
     /// Simulated: no VM; the captured disk is a placeholder and targets are in memory.
     Mock,
-    /// QEMU on this machine (issue #4).
+    /// QEMU on this machine (KVM when usable, else TCG).
     Qemu,
     /// A libvirt hypervisor (issue #6).
     Libvirt,
+}
+
+impl Default for HostKind {
+    /// QEMU when this build has it, else the mock host.
+    fn default() -> Self {
+        if cfg!(feature = "qemu") {
+            Self::Qemu
+        } else {
+            Self::Mock
+        }
+    }
 }
 
 /// `--state-dir`.
@@ -60,7 +71,7 @@ pub(crate) struct EngineArgs {
     env_file: Option<PathBuf>,
 
     /// Build host.
-    #[arg(long, value_enum, default_value_t = HostKind::Mock)]
+    #[arg(long, value_enum, default_value_t = HostKind::default())]
     host: HostKind,
 }
 
@@ -83,12 +94,27 @@ impl EngineArgs {
                 Arc::new(source),
                 Arc::new(InMemoryTargets::new()),
             )),
-            HostKind::Qemu => Err(UsageError(
-                "the qemu host is not available yet (issue #4); use --host mock".into(),
-            )),
+            HostKind::Qemu => qemu_engine(source),
             HostKind::Libvirt => Err(UsageError(
                 "the libvirt host is not available yet (issue #6); use --host mock".into(),
             )),
         }
     }
+}
+
+#[cfg(feature = "qemu")]
+fn qemu_engine(source: SourceResolver) -> Result<Engine, UsageError> {
+    use imagebuilder::drivers::qemu::{QemuBuildHost, QemuConfig};
+    Ok(Engine::new(
+        Arc::new(QemuBuildHost::new(QemuConfig::default())),
+        Arc::new(source),
+        Arc::new(imagebuilder::dist::LocalTargets),
+    ))
+}
+
+#[cfg(not(feature = "qemu"))]
+fn qemu_engine(_: SourceResolver) -> Result<Engine, UsageError> {
+    Err(UsageError(
+        "this build of imagebuilder lacks the 'qemu' feature".into(),
+    ))
 }

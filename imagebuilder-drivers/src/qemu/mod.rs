@@ -149,6 +149,16 @@ impl QemuBuildHost {
     }
 }
 
+/// UNIX socket paths must be shorter than 108 bytes, and a run's work dir is often deeper;
+/// the QMP socket lives in the temp dir under a name derived from the VM's dir, and is
+/// removed with the VM.
+fn qmp_socket_path(vm_dir: &std::path::Path) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    vm_dir.hash(&mut hasher);
+    std::env::temp_dir().join(format!("imagebuilder-{:016x}.qmp", hasher.finish()))
+}
+
 /// Total memory of this machine in MiB (from /proc/meminfo; 4 GiB when unreadable).
 fn host_memory_mib() -> u32 {
     std::fs::read_to_string("/proc/meminfo")
@@ -204,7 +214,7 @@ impl BuildHost for QemuBuildHost {
             HyperVGeneration::V1 => None,
             HyperVGeneration::V2 => Some(uefi_vars_copy(&config.ovmf_vars, &dir)?),
         };
-        let qmp_socket = dir.join("qmp.sock");
+        let qmp_socket = qmp_socket_path(&dir);
         let host_key = HostKey::parse(&seed.host_public_key)
             .map_err(|e| HostError::failed("read the pinned host key", e.to_string()))?;
         tracing::info!(
@@ -263,6 +273,7 @@ impl BuildHost for QemuBuildHost {
                 Attempt::Connected(Err(e)) => {
                     let _ = child.start_kill();
                     let _ = child.wait().await;
+                    let _ = std::fs::remove_file(&qmp_socket);
                     return Err(HostError::failed(
                         "boot the VM",
                         format!(
@@ -273,6 +284,7 @@ impl BuildHost for QemuBuildHost {
                     ));
                 }
                 Attempt::Exited(status) => {
+                    let _ = std::fs::remove_file(&qmp_socket);
                     let stderr = std::fs::read_to_string(&stderr_log).unwrap_or_default();
                     if stderr.contains("hostfwd") || stderr.contains("host forwarding") {
                         last_error = Some(format!("port {ssh_port} was taken: {}", stderr.trim()));

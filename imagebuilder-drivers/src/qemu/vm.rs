@@ -72,7 +72,7 @@ impl BuildVm for QemuVm {
                 self.seed.known_hosts.display(),
                 self.config.build_user
             ),
-            cleanup: format!("kill {pid}; rm -rf {}", self.dir.display()),
+            cleanup: format!("kill {pid}; rm -rf {} {}", self.dir.display(), self.qmp_socket.display()),
         }
     }
 
@@ -130,6 +130,7 @@ impl BuildVm for QemuVm {
 
     async fn destroy(mut self: Box<Self>) -> Result<(), HostError> {
         self.kill().await;
+        let _ = tokio::fs::remove_file(&self.qmp_socket).await;
         match tokio::fs::remove_dir_all(&self.dir).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
