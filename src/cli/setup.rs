@@ -73,6 +73,29 @@ pub(crate) struct EngineArgs {
     /// Build host.
     #[arg(long, value_enum, default_value_t = HostKind::default())]
     host: HostKind,
+
+    /// QEMU accelerator: auto (KVM only when a bounded probe shows it works), kvm or tcg.
+    #[arg(long, value_enum, default_value_t = AcceleratorArg::Auto)]
+    accelerator: AcceleratorArg,
+
+    /// vCPUs of every VM instead of the template's vmSize (with --memory-mib).
+    #[arg(long, requires = "memory_mib")]
+    cpus: Option<u32>,
+
+    /// Memory of every VM in MiB instead of the template's vmSize (with --cpus).
+    #[arg(long, requires = "cpus")]
+    memory_mib: Option<u32>,
+}
+
+/// `--accelerator`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AcceleratorArg {
+    /// KVM when it works, else TCG.
+    Auto,
+    /// KVM without probing.
+    Kvm,
+    /// Software emulation.
+    Tcg,
 }
 
 impl EngineArgs {
@@ -94,7 +117,7 @@ impl EngineArgs {
                 Arc::new(source),
                 Arc::new(InMemoryTargets::new()),
             )),
-            HostKind::Qemu => qemu_engine(source),
+            HostKind::Qemu => qemu_engine(source, self),
             HostKind::Libvirt => Err(UsageError(
                 "the libvirt host is not available yet (issue #6); use --host mock".into(),
             )),
@@ -103,17 +126,25 @@ impl EngineArgs {
 }
 
 #[cfg(feature = "qemu")]
-fn qemu_engine(source: SourceResolver) -> Result<Engine, UsageError> {
-    use imagebuilder::drivers::qemu::{QemuBuildHost, QemuConfig};
+fn qemu_engine(source: SourceResolver, args: &EngineArgs) -> Result<Engine, UsageError> {
+    use imagebuilder::drivers::qemu::{Accelerator, QemuBuildHost, QemuConfig, VmShape};
+    let mut config = QemuConfig::default().with_accelerator(match args.accelerator {
+        AcceleratorArg::Auto => Accelerator::Auto,
+        AcceleratorArg::Kvm => Accelerator::Kvm,
+        AcceleratorArg::Tcg => Accelerator::Tcg,
+    });
+    if let (Some(cpus), Some(memory_mib)) = (args.cpus, args.memory_mib) {
+        config = config.with_shape(VmShape { cpus, memory_mib });
+    }
     Ok(Engine::new(
-        Arc::new(QemuBuildHost::new(QemuConfig::default())),
+        Arc::new(QemuBuildHost::new(config)),
         Arc::new(source),
         Arc::new(imagebuilder::dist::LocalTargets),
     ))
 }
 
 #[cfg(not(feature = "qemu"))]
-fn qemu_engine(_: SourceResolver) -> Result<Engine, UsageError> {
+fn qemu_engine(_: SourceResolver, _: &EngineArgs) -> Result<Engine, UsageError> {
     Err(UsageError(
         "this build of imagebuilder lacks the 'qemu' feature".into(),
     ))

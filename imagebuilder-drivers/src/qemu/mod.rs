@@ -58,6 +58,9 @@ pub struct QemuConfig {
     pub shape: Option<VmShape>,
     /// Name of the build user created by the seed.
     pub build_user: String,
+    /// Where QMP sockets go: UNIX socket paths must be shorter than 108 bytes, and a run's
+    /// work dir is often deeper. Default: the temp dir.
+    pub socket_dir: PathBuf,
 }
 
 impl Default for QemuConfig {
@@ -79,6 +82,7 @@ impl Default for QemuConfig {
             shutdown_timeout: Duration::from_secs(120),
             shape: None,
             build_user: "imagebuilder".into(),
+            socket_dir: std::env::temp_dir(),
         }
     }
 }
@@ -93,6 +97,12 @@ impl QemuConfig {
     /// Gives every VM `shape` instead of the template's vmSize.
     pub fn with_shape(mut self, shape: VmShape) -> Self {
         self.shape = Some(shape);
+        self
+    }
+
+    /// Puts QMP sockets in `dir` (keep its path short).
+    pub fn with_socket_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.socket_dir = dir.into();
         self
     }
 
@@ -149,14 +159,13 @@ impl QemuBuildHost {
     }
 }
 
-/// UNIX socket paths must be shorter than 108 bytes, and a run's work dir is often deeper;
-/// the QMP socket lives in the temp dir under a name derived from the VM's dir, and is
+/// The QMP socket of the VM in `vm_dir`: in the short `socket_dir`, named after the VM's dir,
 /// removed with the VM.
-fn qmp_socket_path(vm_dir: &std::path::Path) -> PathBuf {
+fn qmp_socket_path(socket_dir: &std::path::Path, vm_dir: &std::path::Path) -> PathBuf {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     vm_dir.hash(&mut hasher);
-    std::env::temp_dir().join(format!("imagebuilder-{:016x}.qmp", hasher.finish()))
+    socket_dir.join(format!("imagebuilder-{:016x}.qmp", hasher.finish()))
 }
 
 /// Total memory of this machine in MiB (from /proc/meminfo; 4 GiB when unreadable).
@@ -214,7 +223,7 @@ impl BuildHost for QemuBuildHost {
             HyperVGeneration::V1 => None,
             HyperVGeneration::V2 => Some(uefi_vars_copy(&config.ovmf_vars, &dir)?),
         };
-        let qmp_socket = qmp_socket_path(&dir);
+        let qmp_socket = qmp_socket_path(&config.socket_dir, &dir);
         let host_key = HostKey::parse(&seed.host_public_key)
             .map_err(|e| HostError::failed("read the pinned host key", e.to_string()))?;
         tracing::info!(

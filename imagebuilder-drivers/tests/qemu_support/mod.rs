@@ -25,6 +25,8 @@ use serde_json::{json, Value};
 /// One test's world: a host, a directory, a fixture image.
 pub(crate) struct Fixture {
     pub(crate) host: QemuBuildHost,
+    /// This test's QMP socket dir (short, under /tmp); empty once every VM is gone.
+    pub(crate) sockets: PathBuf,
     pub(crate) dir: PathBuf,
     pub(crate) image: PathBuf,
     pub(crate) generation: HyperVGeneration,
@@ -59,7 +61,11 @@ impl Fixture {
             .join(test);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        let sockets = std::env::temp_dir().join(format!("ibq-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&sockets);
+        std::fs::create_dir_all(&sockets).unwrap();
         let config = QemuConfig::default()
+            .with_socket_dir(&sockets)
             .with_accelerator(Accelerator::Tcg)
             .with_shape(VmShape {
                 cpus: 2,
@@ -68,6 +74,7 @@ impl Fixture {
             .with_boot_timeout(Duration::from_secs(180));
         Some(Self {
             host: QemuBuildHost::new(config),
+            sockets,
             dir,
             image,
             generation,
@@ -298,5 +305,12 @@ impl Distributor for KeepCaptureTarget {
             size: image.size,
             tags: Default::default(),
         })
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // Only when empty: a leak stays visible for whoever looks next.
+        let _ = std::fs::remove_dir(&self.sockets);
     }
 }
