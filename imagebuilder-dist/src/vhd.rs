@@ -5,7 +5,7 @@
 //! as Azure's own instructions do).
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 use imagebuilder_core::distribute::{
@@ -13,8 +13,6 @@ use imagebuilder_core::distribute::{
 };
 use imagebuilder_core::run::RunOutput;
 use imagebuilder_core::template::model::DiskFormat;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
 const MIB: u64 = 1 << 20;
 
@@ -100,22 +98,6 @@ fn format_name(format: DiskFormat) -> &'static str {
     }
 }
 
-async fn hash(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut file = tokio::fs::File::open(path).await?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buffer).await?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        size += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), size))
-}
-
 #[async_trait]
 impl Distributor for VhdDistributor {
     fn run_output_name(&self) -> &str {
@@ -189,7 +171,7 @@ impl Distributor for VhdDistributor {
         tokio::fs::rename(&partial, &destination)
             .await
             .map_err(|e| self.error(&format!("move the VHD to {}", destination.display()), e))?;
-        let (sha256, size) = hash(&destination)
+        let (sha256, size) = imagebuilder_core::artifacts::sha256_file(&destination)
             .await
             .map_err(|e| self.error("hash the VHD", e))?;
         cx.progress.bytes(&self.run_output_name, size, size);

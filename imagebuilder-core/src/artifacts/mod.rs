@@ -8,8 +8,10 @@
 //! shown without their query string (which may hold a SAS token).
 
 mod fetch;
+mod hash;
 mod redact;
 mod store;
 
 pub use fetch::{fetch, ArtifactError, FetchedArtifact};
+pub use hash::sha256_file;
 pub use redact::redact_uri;

@@ -25,7 +25,7 @@ pub use shell::ShellCustomizer;
 pub use windows::{RestartCustomizer, WindowsUpdateCustomizer};
 
 use crate::host::{Guest, OutputSink};
-use crate::template::model::{CustomizerSpec, OsType, ValidatorSpec};
+use crate::template::model::{CustomizerSpec, OsType, Script, ValidatorSpec};
 
 /// A file a step needs, fetched into staging and checked before any VM starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +189,39 @@ async fn upload_text(
             step: step.to_owned(),
             source,
         })
+}
+
+/// The artifact a script step needs: its `scriptUri`, if it has one.
+fn script_artifacts(script: &Script, sha256: &str) -> Vec<ArtifactRef> {
+    match script {
+        Script::ScriptUri(uri) => vec![artifact(uri, sha256)],
+        Script::Inline(_) => Vec::new(),
+    }
+}
+
+/// Puts a step's script at `remote`: the staged `scriptUri` file, or the inline commands as
+/// `render` writes them out.
+async fn upload_script(
+    guest: &dyn Guest,
+    cx: &StepContext<'_>,
+    step: &str,
+    script: &Script,
+    render: impl FnOnce(&[String]) -> String,
+    remote: &str,
+) -> Result<(), CustomizeError> {
+    match script {
+        Script::Inline(lines) => upload_text(guest, cx, step, &render(lines), remote).await,
+        Script::ScriptUri(uri) => {
+            let local = staged(cx, step, uri)?;
+            guest
+                .upload(local, remote)
+                .await
+                .map_err(|source| CustomizeError::Guest {
+                    step: step.to_owned(),
+                    source,
+                })
+        }
+    }
 }
 
 /// The local copy of a step's artifact, which the engine staged.

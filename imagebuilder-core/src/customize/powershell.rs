@@ -3,11 +3,11 @@
 use async_trait::async_trait;
 
 use super::{
-    artifact, label, quote, run_checked, staged, upload_text, ArtifactRef, CustomizeError,
+    label, quote, run_checked, script_artifacts, upload_script, ArtifactRef, CustomizeError,
     Customizer, StepContext, StepInfo,
 };
 use crate::host::{ExecRequest, Guest};
-use crate::template::model::{PowerShellStep, Script};
+use crate::template::model::PowerShellStep;
 
 /// Runs a template's `PowerShell` step.
 #[derive(Debug, Clone)]
@@ -32,35 +32,20 @@ impl Customizer for PowerShellCustomizer {
     }
 
     fn artifacts(&self) -> Vec<ArtifactRef> {
-        match &self.step.script {
-            Script::ScriptUri(uri) => vec![artifact(uri, &self.step.sha256_checksum)],
-            Script::Inline(_) => Vec::new(),
-        }
+        script_artifacts(&self.step.script, &self.step.sha256_checksum)
     }
 
     async fn run(&self, guest: &dyn Guest, cx: &StepContext<'_>) -> Result<(), CustomizeError> {
         let step = label("PowerShell", self.step.name.as_deref(), cx.index);
         let remote = format!(r"C:\Windows\Temp\imagebuilder-step-{}.ps1", cx.index);
-        match &self.step.script {
-            Script::Inline(lines) => {
-                // Stop at the first failing cmdlet, like the Linux `sh -e`.
-                let script = format!(
-                    "$ErrorActionPreference = 'Stop'\r\n{}\r\n",
-                    lines.join("\r\n")
-                );
-                upload_text(guest, cx, &step, &script, &remote).await?;
-            }
-            Script::ScriptUri(uri) => {
-                let local = staged(cx, &step, uri)?;
-                guest
-                    .upload(local, &remote)
-                    .await
-                    .map_err(|source| CustomizeError::Guest {
-                        step: step.clone(),
-                        source,
-                    })?;
-            }
-        }
+        // Inline cmdlets stop at the first failure, like the Linux `sh -e`.
+        let render = |lines: &[String]| {
+            format!(
+                "$ErrorActionPreference = 'Stop'\r\n{}\r\n",
+                lines.join("\r\n")
+            )
+        };
+        upload_script(guest, cx, &step, &self.step.script, render, &remote).await?;
         let mut command = ExecRequest::new(format!(
             "powershell.exe -NoProfile -ExecutionPolicy Bypass -File {}",
             quote::ps(&remote)

@@ -4,11 +4,11 @@
 use async_trait::async_trait;
 
 use super::{
-    artifact, label, quote, run_checked, staged, upload_text, ArtifactRef, CustomizeError,
+    label, quote, run_checked, script_artifacts, upload_script, ArtifactRef, CustomizeError,
     Customizer, StepContext, StepInfo,
 };
 use crate::host::{ExecRequest, Guest};
-use crate::template::model::{Script, ShellStep};
+use crate::template::model::ShellStep;
 
 /// Runs a template's `Shell` step.
 #[derive(Debug, Clone)]
@@ -44,30 +44,13 @@ impl Customizer for ShellCustomizer {
     }
 
     fn artifacts(&self) -> Vec<ArtifactRef> {
-        match &self.step.script {
-            Script::ScriptUri(uri) => vec![artifact(uri, &self.step.sha256_checksum)],
-            Script::Inline(_) => Vec::new(),
-        }
+        script_artifacts(&self.step.script, &self.step.sha256_checksum)
     }
 
     async fn run(&self, guest: &dyn Guest, cx: &StepContext<'_>) -> Result<(), CustomizeError> {
         let step = label("Shell", self.step.name.as_deref(), cx.index);
         let remote = format!("/tmp/imagebuilder-step-{}.sh", cx.index);
-        match &self.step.script {
-            Script::Inline(lines) => {
-                upload_text(guest, cx, &step, &inline_script(lines), &remote).await?
-            }
-            Script::ScriptUri(uri) => {
-                let local = staged(cx, &step, uri)?;
-                guest
-                    .upload(local, &remote)
-                    .await
-                    .map_err(|source| CustomizeError::Guest {
-                        step: step.clone(),
-                        source,
-                    })?;
-            }
-        }
+        upload_script(guest, cx, &step, &self.step.script, inline_script, &remote).await?;
         let path = quote::sh(&remote);
         let command = ExecRequest::new(format!(
             "chmod +x {path} && {path}; status=$?; rm -f {path}; exit $status"

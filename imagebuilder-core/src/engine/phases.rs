@@ -1,13 +1,10 @@
 //! The work of each phase: build, customize (with generalize and capture), optimize,
 //! validate, distribute.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::join_all;
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
 use super::driver::{phase_vm, Engine, RunOptions};
 use super::log::RunLog;
@@ -265,7 +262,7 @@ impl<'a> Run<'a> {
             .map_err(|e| crate::error_chain(&e))?;
         self.destroy_now(VmPurpose::Build).await;
 
-        let (sha256, size) = hash_file(&disk.path)
+        let (sha256, size) = artifacts::sha256_file(&disk.path)
             .await
             .map_err(|e| format!("failed to read the capture: {e}"))?;
         self.log.emit(BuildEvent::Captured {
@@ -465,20 +462,4 @@ fn check_capabilities(
         return refuse("restart a guest");
     }
     Ok(())
-}
-
-async fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
-    let mut file = tokio::fs::File::open(path).await?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buffer).await?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        size += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), size))
 }
