@@ -122,15 +122,36 @@ async fn http_urls_are_fetched_and_sas_tokens_stay_out_of_messages() {
     .await
     .unwrap();
     assert_eq!(std::fs::read(&fetched.path).unwrap(), CONTENT);
+    let err = fetch(&format!("http://127.0.0.1:{port}/missing.sh"), None, &dir)
+        .await
+        .unwrap_err();
+    assert!(
+        imagebuilder_core::error_chain(&err).contains("failed to fetch http://127.0.0.1"),
+        "{err}"
+    );
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn signed_urls_other_than_azure_are_refused_without_leaking_the_signature() {
+    let dir = dir("signed");
+    // Fetching it unsigned would fail later and obscurely; refuse it up front.
     let err = fetch(
-        &format!("http://127.0.0.1:{port}/missing.sh?sig=SECRET"),
+        "https://downloads.example.test/s.sh?X-Signature=SECRET",
         None,
         &dir,
     )
     .await
     .unwrap_err();
+    assert!(matches!(err, ArtifactError::Unsupported { .. }), "{err}");
     let text = imagebuilder_core::error_chain(&err);
     assert!(!text.contains("SECRET"), "{text}");
-    assert!(text.contains("missing.sh?<redacted>"), "{text}");
-    server.await.unwrap();
+    assert!(text.contains("s.sh?<redacted>"), "{text}");
+    let err = fetch("ftp://user:SECRET@example.test/x.sh", None, &dir)
+        .await
+        .unwrap_err();
+    assert!(
+        !imagebuilder_core::error_chain(&err).contains("SECRET"),
+        "{err}"
+    );
 }

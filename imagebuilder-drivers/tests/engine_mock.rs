@@ -77,7 +77,7 @@ impl Harness {
     }
 
     fn options(&self) -> RunOptions {
-        let mut options = RunOptions::new(self.dir.join("work"));
+        let mut options = RunOptions::new(&self.dir);
         options.artifacts_dir = self.dir.join("artifacts");
         options.log_path = Some(self.dir.join("customization.log"));
         let events = self.events.clone();
@@ -656,6 +656,74 @@ async fn a_host_that_cannot_restart_refuses_restart_steps_up_front() {
         report.message.contains("cannot restart a guest"),
         "{}",
         report.message
+    );
+    assert_eq!(h.provisions(), 0);
+}
+
+/// A target whose code panics.
+struct PanickingTarget;
+
+#[async_trait::async_trait]
+impl imagebuilder_core::distribute::Distributor for PanickingTarget {
+    fn run_output_name(&self) -> &str {
+        "panics"
+    }
+
+    async fn distribute(
+        &self,
+        _: &imagebuilder_core::distribute::CapturedImage,
+        _: &imagebuilder_core::distribute::DistributeContext<'_>,
+    ) -> Result<imagebuilder_core::run::RunOutput, imagebuilder_core::distribute::DistributeError>
+    {
+        panic!("a distributor bug")
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_distributor_fails_the_run_in_distributing() {
+    use imagebuilder_core::plan::TemplateBuilder;
+    use imagebuilder_core::template::model::{DiskImageSource, SourceSpec};
+    let h = Harness::new("panicking_distributor");
+    let template = TemplateBuilder::new("panics")
+        .source(SourceSpec::DiskImage(DiskImageSource {
+            uri: "file:///images/base.qcow2".into(),
+            format: None,
+            sha256_checksum: String::new(),
+            os_type: None,
+            hyper_v_generation: None,
+            security_type: None,
+        }))
+        .shell(["true"])
+        .distribute_to(PanickingTarget)
+        .build();
+    let report = h.engine.run(&template, h.options()).await;
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Failed, RunSubState::Distributing)
+    );
+    assert!(
+        report.message.contains("a distributor bug"),
+        "{}",
+        report.message
+    );
+    h.assert_clean();
+}
+
+#[tokio::test]
+async fn validator_checksums_are_verified_before_any_vm_starts() {
+    let h = Harness::new("validator_checksum");
+    std::fs::create_dir_all(&h.dir).unwrap();
+    let script = h.dir.join("check.sh");
+    std::fs::write(&script, "true\n").unwrap();
+    let uri = format!("file://{}", script.display());
+    let t = template(|d| {
+        d["properties"]["validate"]["inVMValidations"] =
+            json!([{"type": "Shell", "scriptUri": uri, "sha256Checksum": "1".repeat(64)}]);
+    });
+    let report = h.run(&t).await;
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Failed, RunSubState::Building)
     );
     assert_eq!(h.provisions(), 0);
 }

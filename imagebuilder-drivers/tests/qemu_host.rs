@@ -331,3 +331,29 @@ async fn failed_validation_distributes_only_with_continue() {
         f.assert_no_leaks();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_while_booting_leaves_nothing() {
+    let Some(f) = Fixture::gen1("cancel_booting") else {
+        return;
+    };
+    let template = f.template(|t| {
+        t["properties"]["customize"] = json!([{"type": "Shell", "inline": ["true"]}])
+    });
+    let engine = Engine::new(Arc::new(f.host.clone()), f.source(), f.capture_targets());
+    let options = f.run_options();
+    let cancel = options.cancel.clone();
+    // Mid-boot: QEMU is running, SSH does not answer yet.
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        cancel.cancel();
+    });
+    let report = engine.run(&template, options).await;
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Canceled, RunSubState::Building),
+        "{}",
+        report.message
+    );
+    f.assert_no_leaks();
+}

@@ -65,11 +65,8 @@ pub(crate) async fn run(args: &BuildArgs) -> Result<Outcome, UsageError> {
         }
         let run_id = new_run_id();
         let run_dir = state_dir.join("builds").join(&run_id);
-        let mut run_options = RunOptions::new(run_dir.join("work"));
+        let mut run_options = RunOptions::new(&run_dir);
         run_options.run_id = run_id;
-        run_options.artifacts_dir = run_dir.join("artifacts");
-        run_options.staging_dir = run_dir.join("staging");
-        run_options.log_path = Some(run_dir.join("customization.log"));
         run_options.events = progress.clone();
         cancel_on_ctrl_c(run_options.cancel.clone());
         let report = run_and_report(&engine, &template, run_options, &progress, args.json).await;

@@ -202,7 +202,7 @@ async fn run_stored(
     let template = guard.template().clone();
     let record = store.get(name).map_err(store_error)?;
 
-    let mut options = RunOptions::new(guard.run_dir().join("work"));
+    let mut options = RunOptions::new(guard.run_dir());
     options.run_id = guard.run_id().to_owned();
     options.artifacts_dir = guard.artifacts_dir().to_path_buf();
     options.staging_dir = record.staging_dir.clone();

@@ -61,14 +61,13 @@ pub async fn fetch(
     dir: &Path,
 ) -> Result<FetchedArtifact, ArtifactError> {
     let shown = redact_uri(uri);
-    let url = to_url(uri).map_err(|reason| ArtifactError::Unsupported {
+    // Reasons may quote the URL (with its token): show them redacted too.
+    let unsupported = |reason: String| ArtifactError::Unsupported {
         uri: shown.clone(),
-        reason,
-    })?;
-    let (store, path) = store::for_url(&url).map_err(|reason| ArtifactError::Unsupported {
-        uri: shown.clone(),
-        reason,
-    })?;
+        reason: reason.replace(uri, &shown),
+    };
+    let url = to_url(uri).map_err(unsupported)?;
+    let (store, path) = store::for_url(&url).map_err(unsupported)?;
     let fetch_error = |source: Box<dyn std::error::Error + Send + Sync>| ArtifactError::Fetch {
         uri: shown.clone(),
         source,

@@ -9,6 +9,11 @@ use url::Url;
 /// The store serving `url` and the object's path in it, or why there is none.
 pub(super) fn for_url(url: &Url) -> Result<(Arc<dyn ObjectStore>, StorePath), String> {
     let (scheme, path) = ObjectStoreScheme::parse(url).map_err(|e| e.to_string())?;
+    // Object paths carry no query string: only Azure's SAS token has a place to go (its
+    // store's configuration); a signed URL of any other store would be fetched unsigned.
+    if url.query().is_some() && scheme != ObjectStoreScheme::MicrosoftAzure {
+        return Err("URLs with a query string (signed URLs) are supported for Azure blobs only; use the store's credentials from the environment instead".into());
+    }
     let store: Arc<dyn ObjectStore> = match scheme {
         ObjectStoreScheme::Local => Arc::new(object_store::local::LocalFileSystem::new()),
         ObjectStoreScheme::Http => http(url)?,
@@ -62,10 +67,12 @@ fn s3(_: &Url) -> Result<Arc<dyn ObjectStore>, String> {
 
 #[cfg(feature = "azure")]
 fn azure(url: &Url) -> Result<Arc<dyn ObjectStore>, String> {
-    let store = object_store::azure::MicrosoftAzureBuilder::from_env()
-        .with_url(url.as_str())
-        .build()
-        .map_err(|e| e.to_string())?;
+    let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+    // A SAS token in the URL (AIB's usual scriptUri form) authorizes the request.
+    if let Some(sas) = url.query() {
+        builder = builder.with_config(object_store::azure::AzureConfigKey::SasKey, sas);
+    }
+    let store = builder.build().map_err(|e| e.to_string())?;
     Ok(Arc::new(store))
 }
 

@@ -57,20 +57,26 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// Options keeping everything under `work_dir`, without events.
-    pub fn new(work_dir: impl Into<PathBuf>) -> Self {
-        let work_dir = work_dir.into();
+    /// Options keeping everything under `dir`, without events: scratch files in `dir/work`
+    /// (removed at the end), artifacts, staging (where VHD targets without a uri go) and
+    /// `customization.log` beside it, kept.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
         Self {
             run_id: new_run_id(),
-            artifacts_dir: work_dir.join("artifacts"),
-            staging_dir: work_dir.join("staging"),
-            log_path: Some(work_dir.join("customization.log")),
-            work_dir,
+            artifacts_dir: dir.join("artifacts"),
+            staging_dir: dir.join("staging"),
+            log_path: Some(dir.join("customization.log")),
+            work_dir: dir.join("work"),
             events: Arc::new(NoEvents),
             cancel: CancellationToken::new(),
         }
     }
 }
+
+/// How long cleanup (destroying VMs, removing files) may take before the run reports and
+/// leaves the rest to the background.
+const CLEANUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A sortable, unique run id: UTC time to the microsecond plus a per-process counter.
 pub fn new_run_id() -> String {
@@ -136,8 +142,13 @@ impl Engine {
             let (next, action) = match machine.next(event) {
                 Ok(step) => step,
                 Err(invalid) => {
-                    // A driver bug: end the run as failed rather than hang or panic.
-                    message = format!("internal error: {invalid}");
+                    // A driver bug: end the run as failed rather than hang or panic, keeping
+                    // the first error.
+                    tracing::error!("internal error: {invalid}");
+                    if message.is_empty() {
+                        message = format!("internal error: {invalid}");
+                    }
+                    machine.run_state = crate::run::RunState::Failed;
                     break false;
                 }
             };
@@ -191,7 +202,15 @@ impl Engine {
             };
         };
 
-        let cleanup = run.cleanup(keep_vm, machine.run_sub_state).await;
+        // A hung destroy must not hold the run forever; whatever is left is destroyed in the
+        // background when `run` is dropped.
+        let cleanup = match tokio::time::timeout(CLEANUP_TIMEOUT, run.cleanup(keep_vm, machine.run_sub_state)).await {
+            Ok(cleanup) => cleanup,
+            Err(_) => super::resources::Cleanup {
+                kept: None,
+                errors: vec![format!("cleanup did not finish within {CLEANUP_TIMEOUT:?}; continuing it in the background")],
+            },
+        };
         for error in &cleanup.errors {
             log.note(error);
         }

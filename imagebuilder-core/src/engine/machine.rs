@@ -11,6 +11,7 @@
 //! | Running/Customizing | PhaseFailed | Failed/Customizing | Finish (keep VM on `abort`) |
 //! | Running/Building, Optimizing | PhaseFailed | Failed/same | Finish |
 //! | Running/Distributing | Distributed | Succeeded; PartiallySucceeded when some failed; Failed when all failed or validation had failed | Finish |
+//! | Running/Distributing | PhaseFailed (distribution itself broke) | Failed/Distributing | Finish |
 //! | Running/Queued | CancelRequested | Canceled/Queued | Finish |
 //! | Running/other | CancelRequested | Canceling/same | StopWork |
 //! | Canceling/any | WorkStopped, PhaseSucceeded, PhaseFailed, Distributed, DeadlineExceeded | Canceled/same | Finish |
@@ -239,13 +240,16 @@ impl RunMachine {
                     ))
                 }
 
+                // Distribution itself broke (a distributor panicked): nothing can be counted.
+                (Distributing, PhaseFailed) => Ok(self.end(RunState::Failed, false)),
+
                 (Queued, PhaseSucceeded | PhaseFailed | Distributed { .. } | WorkStopped)
                 | (
                     Building | Customizing | Optimizing | Validating | Distributing,
                     Start | WorkStopped,
                 )
                 | (Building | Customizing | Optimizing | Validating, Distributed { .. })
-                | (Distributing, PhaseSucceeded | PhaseFailed) => Err(invalid),
+                | (Distributing, PhaseSucceeded) => Err(invalid),
             },
         }
     }

@@ -81,7 +81,9 @@ impl<'a> Run<'a> {
     /// then provisions the build VM. Nothing starts before the checksums are verified.
     async fn build(&mut self) -> Result<(), String> {
         let base = self.resolve_source().await?;
-        self.stage_artifacts(self.template.customizers().iter())
+        // Validators' files too: every checksum is verified before any VM starts.
+        let validators = self.template.validation().validators;
+        self.stage_artifacts(self.template.customizers().iter().chain(validators.iter()))
             .await?;
         let vm = self.provision(VmPurpose::Build, base).await?;
         self.resources.build_vm = Some(vm);

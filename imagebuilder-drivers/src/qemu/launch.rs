@@ -127,6 +127,9 @@ pub(crate) fn spawn(
         .stderr(Stdio::from(stderr))
         // Dropping the handle without destroy() must not leave QEMU running.
         .kill_on_drop(true)
+        // Its own process group: a Ctrl-C at the terminal reaches the CLI, which cancels the
+        // run and shuts the VM down in order, instead of killing QEMU under it.
+        .process_group(0)
         .spawn()
         .map_err(|e| HostError::Failed {
             operation: format!("start {}", launch.qemu),

@@ -18,6 +18,7 @@ mod launch;
 mod qmp;
 mod seed;
 mod sizes;
+mod socket;
 mod vm;
 
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ pub use sizes::{shape_of, VmShape};
 
 use self::console::ConsoleTail;
 use self::launch::{free_port, spawn, uefi_vars_copy, Launch};
+use self::socket::SocketFile;
 use self::vm::QemuVm;
 use crate::ssh::{HostKey, SshGuest, SshTarget};
 
@@ -159,15 +161,6 @@ impl QemuBuildHost {
     }
 }
 
-/// The QMP socket of the VM in `vm_dir`: in the short `socket_dir`, named after the VM's dir,
-/// removed with the VM.
-fn qmp_socket_path(socket_dir: &std::path::Path, vm_dir: &std::path::Path) -> PathBuf {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    vm_dir.hash(&mut hasher);
-    socket_dir.join(format!("imagebuilder-{:016x}.qmp", hasher.finish()))
-}
-
 /// Total memory of this machine in MiB (from /proc/meminfo; 4 GiB when unreadable).
 fn host_memory_mib() -> u32 {
     std::fs::read_to_string("/proc/meminfo")
@@ -223,7 +216,7 @@ impl BuildHost for QemuBuildHost {
             HyperVGeneration::V1 => None,
             HyperVGeneration::V2 => Some(uefi_vars_copy(&config.ovmf_vars, &dir)?),
         };
-        let qmp_socket = qmp_socket_path(&config.socket_dir, &dir);
+        let qmp = SocketFile::for_vm(&config.socket_dir, &dir);
         let host_key = HostKey::parse(&seed.host_public_key)
             .map_err(|e| HostError::failed("read the pinned host key", e.to_string()))?;
         tracing::info!(
@@ -244,7 +237,7 @@ impl BuildHost for QemuBuildHost {
                 shape,
                 disk: &overlay,
                 seed: &seed.image,
-                qmp_socket: &qmp_socket,
+                qmp_socket: qmp.path(),
                 uefi: vars.as_deref().map(|v| (config.ovmf_code.as_path(), v)),
                 ssh_port,
             };
@@ -273,7 +266,7 @@ impl BuildHost for QemuBuildHost {
                         overlay,
                         base_format: base.format,
                         virtual_size,
-                        qmp_socket,
+                        qmp,
                         seed,
                         ssh_port,
                         tail,
@@ -282,7 +275,6 @@ impl BuildHost for QemuBuildHost {
                 Attempt::Connected(Err(e)) => {
                     let _ = child.start_kill();
                     let _ = child.wait().await;
-                    let _ = std::fs::remove_file(&qmp_socket);
                     return Err(HostError::failed(
                         "boot the VM",
                         format!(
@@ -293,7 +285,6 @@ impl BuildHost for QemuBuildHost {
                     ));
                 }
                 Attempt::Exited(status) => {
-                    let _ = std::fs::remove_file(&qmp_socket);
                     let stderr = std::fs::read_to_string(&stderr_log).unwrap_or_default();
                     if stderr.contains("hostfwd") || stderr.contains("host forwarding") {
                         last_error = Some(format!("port {ssh_port} was taken: {}", stderr.trim()));

@@ -13,6 +13,7 @@ use tokio::process::Child;
 
 use super::console::ConsoleTail;
 use super::seed::Seed;
+use super::socket::SocketFile;
 use super::{disk, qmp, QemuConfig};
 use crate::ssh::SshGuest;
 
@@ -25,7 +26,8 @@ pub(crate) struct QemuVm {
     pub(crate) overlay: PathBuf,
     pub(crate) base_format: DiskFormat,
     pub(crate) virtual_size: u64,
-    pub(crate) qmp_socket: PathBuf,
+    /// Removed with the VM, kept with a kept VM.
+    pub(crate) qmp: SocketFile,
     pub(crate) seed: Seed,
     pub(crate) ssh_port: u16,
     pub(crate) tail: ConsoleTail,
@@ -72,7 +74,7 @@ impl BuildVm for QemuVm {
                 self.seed.known_hosts.display(),
                 self.config.build_user
             ),
-            cleanup: format!("kill {pid}; rm -rf {} {}", self.dir.display(), self.qmp_socket.display()),
+            cleanup: format!("kill {pid}; rm -rf {} {}", self.dir.display(), self.qmp.path().display()),
         }
     }
 
@@ -92,7 +94,7 @@ impl BuildVm for QemuVm {
             self.id,
             self.config.shutdown_timeout
         );
-        let _ = qmp::command(&self.qmp_socket, "system_powerdown").await;
+        let _ = qmp::command(self.qmp.path(), "system_powerdown").await;
         if self.exited_within(Duration::from_secs(30)).await {
             return Ok(());
         }
@@ -130,7 +132,6 @@ impl BuildVm for QemuVm {
 
     async fn destroy(mut self: Box<Self>) -> Result<(), HostError> {
         self.kill().await;
-        let _ = tokio::fs::remove_file(&self.qmp_socket).await;
         match tokio::fs::remove_dir_all(&self.dir).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -143,6 +144,7 @@ impl BuildVm for QemuVm {
 
     fn keep(mut self: Box<Self>) -> VmAccess {
         let access = self.access();
+        self.qmp.keep();
         // The handle kills QEMU when dropped; a kept VM must outlive it.
         if let Some(child) = self.child.take() {
             std::mem::forget(child);

@@ -157,7 +157,7 @@ impl Fixture {
     }
 
     pub(crate) fn run_options(&self) -> RunOptions {
-        let mut options = RunOptions::new(self.dir.join("work"));
+        let mut options = RunOptions::new(&self.dir);
         options.artifacts_dir = self.dir.join("artifacts");
         options.log_path = Some(self.dir.join("customization.log"));
         let events = self.events.clone();

@@ -70,6 +70,7 @@ fn expected_running(sub: Sub, event: E) -> Option<(S, Sub, A)> {
         (Sub::Distributing, DISTRIBUTED_ALL) => stay(S::Succeeded, finish(false)),
         (Sub::Distributing, DISTRIBUTED_SOME) => stay(S::PartiallySucceeded, finish(false)),
         (Sub::Distributing, DISTRIBUTED_NONE) => stay(S::Failed, finish(false)),
+        (Sub::Distributing, E::PhaseFailed) => stay(S::Failed, finish(false)),
         _ => None,
     }
 }
