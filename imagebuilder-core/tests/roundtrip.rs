@@ -404,6 +404,7 @@ fn properties(version: ApiVersion) -> impl Strategy<Value = ImageTemplatePropert
                 (timeout, vm_profile, staging, error_handling),
                 (optimize, auto_run, managed_resource_tags, additional_data_disks),
             )| {
+                let customize = fitting_os(&source, customize);
                 ImageTemplateProperties {
                     source,
                     customize,
@@ -424,6 +425,27 @@ fn properties(version: ApiVersion) -> impl Strategy<Value = ImageTemplatePropert
                 }
             },
         )
+}
+
+/// Drops steps for the other operating system when the source says which it is (the parser
+/// refuses them as UnsupportedCustomizerType).
+fn fitting_os(source: &SourceSpec, steps: Vec<CustomizerSpec>) -> Vec<CustomizerSpec> {
+    let SourceSpec::DiskImage(DiskImageSource {
+        os_type: Some(os), ..
+    }) = source
+    else {
+        return steps;
+    };
+    steps
+        .into_iter()
+        .filter(|step| match step {
+            CustomizerSpec::Shell(_) | CustomizerSpec::Restart(_) => *os == OsType::Linux,
+            CustomizerSpec::PowerShell(_)
+            | CustomizerSpec::WindowsRestart(_)
+            | CustomizerSpec::WindowsUpdate(_) => *os == OsType::Windows,
+            CustomizerSpec::File(_) => true,
+        })
+        .collect()
 }
 
 fn template() -> impl Strategy<Value = ImageTemplate> {

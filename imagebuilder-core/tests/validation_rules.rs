@@ -815,3 +815,38 @@ fn linux_restart_is_an_extension_with_its_own_default_command() {
         )
     );
 }
+
+#[test]
+fn steps_for_the_other_operating_system_are_unsupported_customizer_types() {
+    let disk =
+        |os: &str| json!({"type": "DiskImage", "uri": "file:///images/base.qcow2", "osType": os});
+    // The base template mixes Linux and Windows steps: a Linux source refuses the Windows ones.
+    let found = errors_after(|d| props(d)["source"] = disk("Linux"));
+    assert_eq!(
+        found,
+        vec![
+            (
+                "properties.customize[1].type".to_owned(),
+                ErrorCode::UnsupportedCustomizerType
+            ),
+            (
+                "properties.customize[3].type".to_owned(),
+                ErrorCode::UnsupportedCustomizerType
+            ),
+            (
+                "properties.customize[4].type".to_owned(),
+                ErrorCode::UnsupportedCustomizerType
+            ),
+        ]
+    );
+    let found = errors_after(|d| props(d)["source"] = disk("Windows"));
+    assert_eq!(
+        found,
+        one(
+            "properties.customize[0].type",
+            ErrorCode::UnsupportedCustomizerType
+        )
+    );
+    // Without a known osType (platform images) nothing is refused at validation time.
+    assert_eq!(errors_after(|_| {}), vec![]);
+}

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use self::reader::{json_type, match_spelling, Cx, Fields};
 use crate::template::diagnostics::{ErrorCode, Path};
-use crate::template::model::{ImageTemplateProperties, Validation};
+use crate::template::model::{ImageTemplateProperties, SourceSpec, Validation};
 use crate::template::rules::{is_placeholder, is_sha256_hex, ResourceIdShape};
 use crate::template::ApiVersion;
 
@@ -105,12 +105,20 @@ pub(crate) fn properties(
         }
     };
 
-    let customize = f
-        .array(cx, "customize")
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(path, v)| steps::customizer(cx, v, path))
-        .collect();
+    // Only a DiskImage says its operating system up front; others are known at build time.
+    let source_os = match &source {
+        Some(SourceSpec::DiskImage(disk)) => disk.os_type,
+        _ => None,
+    };
+    let mut customize = Vec::new();
+    for (path, value) in f.array(cx, "customize").unwrap_or_default() {
+        if let Some(step) = steps::customizer(cx, value, path.clone()) {
+            if let Some(os) = source_os {
+                steps::check_os(cx, &path, &step, os);
+            }
+            customize.push(step);
+        }
+    }
 
     let validate = f
         .get_since(cx, "validate", ApiVersion::V2022_02_14)

@@ -7,8 +7,8 @@ use super::reader::{Cx, Fields};
 use super::{read_kind, sha256_field};
 use crate::template::diagnostics::{ErrorCode, Path};
 use crate::template::model::{
-    CustomizerSpec, FileStep, PowerShellStep, RestartStep, Script, ShellStep, ValidatorSpec,
-    WindowsUpdateStep,
+    CustomizerSpec, FileStep, OsType, PowerShellStep, RestartStep, Script, ShellStep,
+    ValidatorSpec, WindowsUpdateStep,
 };
 use crate::template::rules::DurationText;
 use crate::template::ApiVersion;
@@ -107,6 +107,26 @@ pub(super) fn validator(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Va
     };
     f.finish(cx);
     Some(step)
+}
+
+/// Refuses a step for the other operating system than the source's: AIB's
+/// UnsupportedCustomizerType.
+pub(super) fn check_os(cx: &mut Cx<'_>, path: &Path, step: &CustomizerSpec, os: OsType) {
+    let (kind, needs) = match step {
+        CustomizerSpec::Shell(_) => ("Shell", OsType::Linux),
+        CustomizerSpec::Restart(_) => ("Restart", OsType::Linux),
+        CustomizerSpec::PowerShell(_) => ("PowerShell", OsType::Windows),
+        CustomizerSpec::WindowsRestart(_) => ("WindowsRestart", OsType::Windows),
+        CustomizerSpec::WindowsUpdate(_) => ("WindowsUpdate", OsType::Windows),
+        CustomizerSpec::File(_) => return,
+    };
+    if os != needs {
+        cx.error(
+            &path.field("type"),
+            ErrorCode::UnsupportedCustomizerType,
+            format!("'{kind}' runs on {needs} guests; the source's osType is {os}"),
+        );
+    }
 }
 
 fn name(cx: &mut Cx<'_>, f: &mut Fields<'_>) -> Option<String> {
