@@ -55,7 +55,7 @@ fn quickstart_builds_on_qemu_and_writes_a_vhd() {
     );
     assert_eq!(&bytes[bytes.len() - 512..][..8], b"conectix");
     // Nothing left: no QEMU process of this state dir, no work dir.
-    let needle = state.display().to_string();
+    let needle = format!("{}/", state.display());
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");

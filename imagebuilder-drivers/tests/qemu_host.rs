@@ -278,7 +278,7 @@ async fn the_build_timeout_stops_a_real_vm() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_during_customization_stops_a_real_vm() {
-    let Some(f) = Fixture::gen1("cancel") else {
+    let Some(f) = Fixture::gen1("cancel_customizing") else {
         return;
     };
     let template = f.template(|t| {

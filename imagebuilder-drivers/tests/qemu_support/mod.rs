@@ -200,7 +200,8 @@ impl Fixture {
 
     /// QEMU processes started for this test (their command line names its directory).
     pub(crate) fn qemu_processes(&self) -> Vec<String> {
-        let needle = self.dir.display().to_string();
+        // With the trailing slash, so test `cancel` does not see `cancel_booting`'s VMs.
+        let needle = format!("{}/", self.dir.display());
         let mut found = Vec::new();
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
             let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
