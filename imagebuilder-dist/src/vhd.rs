@@ -90,14 +90,6 @@ async fn qemu_img(args: Vec<OsString>) -> Result<(), String> {
     }
 }
 
-fn format_name(format: DiskFormat) -> &'static str {
-    match format {
-        DiskFormat::Raw => "raw",
-        DiskFormat::Qcow2 => "qcow2",
-        DiskFormat::Vhd => "vpc",
-    }
-}
-
 #[async_trait]
 impl Distributor for VhdDistributor {
     fn run_output_name(&self) -> &str {
@@ -129,7 +121,7 @@ impl Distributor for VhdDistributor {
                     "convert".into(),
                     "-q".into(),
                     "-f".into(),
-                    format_name(image.format).into(),
+                    image.format.qemu_name().into(),
                     "-O".into(),
                     "raw".into(),
                     image.path.clone().into(),
@@ -152,7 +144,7 @@ impl Distributor for VhdDistributor {
                 "convert".into(),
                 "-q".into(),
                 "-f".into(),
-                format_name(source_format).into(),
+                source_format.qemu_name().into(),
                 "-O".into(),
                 "vpc".into(),
                 "-o".into(),

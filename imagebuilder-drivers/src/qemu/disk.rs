@@ -28,15 +28,6 @@ pub(crate) fn local_base(location: &str) -> Result<PathBuf, HostError> {
     Ok(path)
 }
 
-/// qemu-img's name for a format.
-fn qemu_format(format: DiskFormat) -> &'static str {
-    match format {
-        DiskFormat::Raw => "raw",
-        DiskFormat::Qcow2 => "qcow2",
-        DiskFormat::Vhd => "vpc",
-    }
-}
-
 /// Virtual size in bytes, as qemu-img reports it.
 pub(crate) async fn virtual_size(qemu_img: &str, path: &Path) -> Result<u64, HostError> {
     let args: [OsString; 4] = [
@@ -77,7 +68,7 @@ pub(crate) async fn create_overlay(
         "-f".into(),
         "qcow2".into(),
         "-F".into(),
-        qemu_format(base_format).into(),
+        base_format.qemu_name().into(),
         "-b".into(),
         backing.into(),
         overlay.into(),
@@ -126,7 +117,7 @@ pub(crate) async fn flatten(
         "-f".into(),
         "qcow2".into(),
         "-O".into(),
-        qemu_format(output).into(),
+        output.qemu_name().into(),
         overlay.into(),
         destination.into(),
     ];

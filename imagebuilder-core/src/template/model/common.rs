@@ -61,3 +61,14 @@ wire_enum! {
         Vhd = "vhd",
     }
 }
+
+impl DiskFormat {
+    /// The name QEMU's tools give the format (`qemu-img -f`/`-O`); VHD is `vpc` there.
+    pub fn qemu_name(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Qcow2 => "qcow2",
+            Self::Vhd => "vpc",
+        }
+    }
+}
