@@ -63,8 +63,26 @@ pub struct Environment {
     #[serde(default)]
     pub platform_images: Vec<PlatformImageEntry>,
     /// Object store URL of each region (`file://`, `s3://`, `az://`, `gs://`, `memory://`).
+    /// The key `*` serves any other region, with `{region}` in its URL replaced by the
+    /// region's name in lower case.
     #[serde(default)]
     pub regions: BTreeMap<String, String>,
+}
+
+/// The key of [`Environment::regions`] that serves every region not listed by name.
+pub const ANY_REGION: &str = "*";
+
+/// What the `*` region's URL contains where the region's name goes.
+pub const REGION_PLACEHOLDER: &str = "{region}";
+
+/// A region the environment has no object store for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("region '{region}' has no object store in the environment; known regions: {}", if known.is_empty() { "none".to_owned() } else { known.join(", ") })]
+pub struct UnknownRegion {
+    /// The region asked for.
+    pub region: String,
+    /// The regions the environment lists.
+    pub known: Vec<String>,
 }
 
 /// An environment file could not be used.
@@ -91,8 +109,8 @@ pub enum EnvironmentError {
 
 impl Environment {
     /// The embedded default: Debian 12 images (Gen1 and Gen2) under `state_dir/images`, which
-    /// the QEMU host's fixture script builds, and one region, `local`, under
-    /// `state_dir/regions/local`.
+    /// the QEMU host's fixture script builds, and every region a folder
+    /// `state_dir/regions/NAME`.
     pub fn embedded_default(state_dir: &Path) -> Self {
         let images = state_dir.join("images");
         let debian = |sku: &str, file: &str, generation| PlatformImageEntry {
@@ -114,10 +132,10 @@ impl Environment {
                 debian("12-gen2", "debian-12-gen2.qcow2", HyperVGeneration::V2),
             ],
             regions: BTreeMap::from([(
-                "local".to_owned(),
+                ANY_REGION.to_owned(),
                 format!(
-                    "file://{}",
-                    state_dir.join("regions").join("local").display()
+                    "file://{}/{REGION_PLACEHOLDER}",
+                    state_dir.join("regions").display()
                 ),
             )]),
         }
@@ -133,6 +151,37 @@ impl Environment {
             path: path.to_path_buf(),
             message: e.to_string(),
         })
+    }
+
+    /// The object store URL of region `name` (compared case-insensitively).
+    ///
+    /// # Errors
+    /// [`UnknownRegion`] when neither the region nor `*` is listed.
+    pub fn region_store(&self, name: &str) -> Result<String, UnknownRegion> {
+        if let Some((_, url)) = self
+            .regions
+            .iter()
+            .find(|(region, _)| region.eq_ignore_ascii_case(name))
+        {
+            return Ok(url.clone());
+        }
+        let wildcard = self.regions.get(ANY_REGION);
+        let usable = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        match wildcard {
+            Some(url) if usable => Ok(url.replace(REGION_PLACEHOLDER, &name.to_ascii_lowercase())),
+            _ => Err(UnknownRegion {
+                region: name.to_owned(),
+                known: self
+                    .regions
+                    .keys()
+                    .filter(|k| *k != ANY_REGION)
+                    .cloned()
+                    .collect(),
+            }),
+        }
     }
 
     /// The platform image catalog this environment describes.
@@ -193,5 +242,22 @@ mod tests {
             .unwrap();
         assert_eq!(gen2[0].disk.hyper_v_generation, HyperVGeneration::V2);
         assert_eq!(gen2[0].disk.location, "/state/images/debian-12-gen2.qcow2");
+    }
+
+    #[test]
+    fn regions_by_name_then_by_wildcard() {
+        let mut env = Environment::embedded_default(Path::new("/state"));
+        assert_eq!(
+            env.region_store("WestEurope").unwrap(),
+            "file:///state/regions/westeurope"
+        );
+        assert!(env.region_store("../etc").is_err());
+        env.regions = BTreeMap::from([("eastus".to_owned(), "s3://east/images".to_owned())]);
+        assert_eq!(env.region_store("EastUS").unwrap(), "s3://east/images");
+        let err = env.region_store("westus").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "region 'westus' has no object store in the environment; known regions: eastus"
+        );
     }
 }

@@ -850,3 +850,49 @@ fn steps_for_the_other_operating_system_are_unsupported_customizer_types() {
     // Without a known osType (platform images) nothing is refused at validation time.
     assert_eq!(errors_after(|_| {}), vec![]);
 }
+
+#[test]
+fn end_of_life_date_must_be_a_date() {
+    let found = errors_after(|d| props(d)["distribute"][1]["endOfLifeDate"] = json!("next year"));
+    assert_eq!(
+        found,
+        one(
+            "properties.distribute[1].endOfLifeDate",
+            ErrorCode::BadSharedImageDistribute
+        )
+    );
+    for good in ["2030-01-31", "2030-01-31T12:00:00Z"] {
+        assert_eq!(
+            errors_after(|d| props(d)["distribute"][1]["endOfLifeDate"] = json!(good)),
+            vec![],
+            "{good}"
+        );
+    }
+}
+
+#[test]
+fn object_store_targets_need_a_uri_and_a_known_format() {
+    let found = errors_after(|d| {
+        props(d)["distribute"][2] = json!({"type": "ObjectStore", "runOutputName": "obj"});
+    });
+    assert_eq!(
+        found,
+        one("properties.distribute[2].uri", ErrorCode::BadDistributeType)
+    );
+    let found = errors_after(|d| {
+        props(d)["distribute"][2] = json!({"type": "ObjectStore", "runOutputName": "obj",
+            "uri": "s3://bucket/image.vhd", "format": "vmdk"});
+    });
+    assert_eq!(
+        found,
+        one(
+            "properties.distribute[2].format",
+            ErrorCode::BadDistributeType
+        )
+    );
+    let fine = errors_after(|d| {
+        props(d)["distribute"][2] = json!({"type": "ObjectStore", "runOutputName": "obj",
+            "uri": "s3://bucket/image.vhd", "format": "vhd-dynamic"});
+    });
+    assert_eq!(fine, vec![]);
+}

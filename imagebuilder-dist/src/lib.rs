@@ -2,6 +2,7 @@
 
 pub mod disk;
 mod local;
+pub mod registry;
 mod vhd;
 
 pub use local::LocalTargets;

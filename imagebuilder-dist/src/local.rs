@@ -24,6 +24,7 @@ impl DistributorFactory for LocalTargets {
                 Err(unsupported(&t.run_output_name, "ManagedImage"))
             }
             DistributorSpec::SharedImage(t) => Err(unsupported(&t.run_output_name, "SharedImage")),
+            DistributorSpec::ObjectStore(t) => Err(unsupported(&t.run_output_name, "ObjectStore")),
         }
     }
 }

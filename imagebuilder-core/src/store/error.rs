@@ -86,7 +86,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn io(operation: &str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// `operation` on `path` failed with `source`.
+    pub fn io(operation: &str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             operation: operation.to_owned(),
             path: path.into(),
@@ -94,7 +95,8 @@ impl StoreError {
         }
     }
 
-    pub(crate) fn corrupt(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+    /// The file at `path` is not what the store wrote.
+    pub fn corrupt(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Self::Corrupt {
             path: path.into(),
             message: message.into(),

@@ -1,4 +1,5 @@
-//! Crash-safe file writes and checked reads.
+//! Crash-safe file writes and checked reads, shared by every file-backed store (templates,
+//! galleries, managed images).
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -11,7 +12,7 @@ use serde::Serialize;
 use super::StoreError;
 
 /// A name no other writer (thread or process) uses at the same time.
-pub(crate) fn unique_suffix() -> String {
+pub fn unique_suffix() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
@@ -22,7 +23,7 @@ pub(crate) fn unique_suffix() -> String {
 
 /// Writes `bytes` to `path` so that readers see the old content or the new, never a mix:
 /// a temporary file in the same directory is written, synced and renamed over `path`.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
@@ -50,7 +51,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
 }
 
 /// Serializes `value` as pretty JSON and writes it atomically.
-pub(crate) fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StoreError> {
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StoreError> {
     let mut bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| StoreError::io("serialize", path, std::io::Error::other(e)))?;
     bytes.push(b'\n');
@@ -58,7 +59,7 @@ pub(crate) fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Resul
 }
 
 /// Reads a file; `Ok(None)` when it does not exist.
-pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -67,19 +68,19 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> 
 }
 
 /// Reads a JSON file that must exist; a missing or unreadable one is `Corrupt`.
-pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
     let bytes =
         read_optional(path)?.ok_or_else(|| StoreError::corrupt(path, "the file is missing"))?;
     serde_json::from_slice(&bytes).map_err(|e| StoreError::corrupt(path, e.to_string()))
 }
 
 /// Creates a directory (and its parents).
-pub(crate) fn create_dir_all(path: &Path) -> Result<(), StoreError> {
+pub fn create_dir_all(path: &Path) -> Result<(), StoreError> {
     fs::create_dir_all(path).map_err(|e| StoreError::io("create directory", path, e))
 }
 
 /// Makes a rename or a new entry in `dir` durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     {
         fs::File::open(dir)
@@ -93,6 +94,6 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// A fresh path under `tmp` for a directory being built or torn down.
-pub(crate) fn tmp_path(tmp: &Path, key: &str, purpose: &str) -> PathBuf {
+pub fn tmp_path(tmp: &Path, key: &str, purpose: &str) -> PathBuf {
     tmp.join(format!("{key}.{}.{purpose}", unique_suffix()))
 }

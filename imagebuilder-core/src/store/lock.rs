@@ -14,7 +14,7 @@ use super::StoreError;
 
 /// A held lock; released on drop.
 #[derive(Debug)]
-pub(crate) struct FileLock {
+pub struct FileLock {
     // Closing the file releases the lock.
     _file: File,
 }
@@ -27,22 +27,22 @@ enum Mode {
 
 impl FileLock {
     /// Waits for an exclusive lock.
-    pub(crate) fn exclusive(path: &Path) -> Result<Self, StoreError> {
+    pub fn exclusive(path: &Path) -> Result<Self, StoreError> {
         Self::acquire(path, Mode::Exclusive)
     }
 
     /// Waits for a shared lock.
-    pub(crate) fn shared(path: &Path) -> Result<Self, StoreError> {
+    pub fn shared(path: &Path) -> Result<Self, StoreError> {
         Self::acquire(path, Mode::Shared)
     }
 
     /// Takes an exclusive lock if nobody holds the file; `None` when someone does.
-    pub(crate) fn try_exclusive(path: &Path) -> Result<Option<Self>, StoreError> {
+    pub fn try_exclusive(path: &Path) -> Result<Option<Self>, StoreError> {
         Self::try_acquire(path, Mode::Exclusive)
     }
 
     /// Takes a shared lock unless someone holds the file exclusively; `None` when someone does.
-    pub(crate) fn try_shared(path: &Path) -> Result<Option<Self>, StoreError> {
+    pub fn try_shared(path: &Path) -> Result<Option<Self>, StoreError> {
         Self::try_acquire(path, Mode::Shared)
     }
 

@@ -68,9 +68,9 @@
 //! ```
 
 mod error;
-mod fsio;
+pub mod fsio;
 mod layout;
-mod lock;
+pub mod lock;
 mod patch;
 mod record;
 mod run;

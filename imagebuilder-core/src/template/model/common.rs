@@ -62,6 +62,41 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// Format of an image file a distributor writes (`ObjectStore` targets, `imagebuilder
+    /// convert`).
+    pub enum OutputFormat {
+        /// A plain byte-for-byte disk.
+        Raw = "raw",
+        /// QEMU copy-on-write v3.
+        Qcow2 = "qcow2",
+        /// A fixed VHD, virtual size rounded up to a whole MiB as Azure requires.
+        VhdFixed = "vhd",
+        /// A dynamic (sparse) VHD.
+        VhdDynamic = "vhd-dynamic",
+    }
+}
+
+impl OutputFormat {
+    /// The file extension for the format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Qcow2 => "qcow2",
+            Self::VhdFixed | Self::VhdDynamic => "vhd",
+        }
+    }
+
+    /// The disk format a reader of the written file names.
+    pub fn disk_format(self) -> DiskFormat {
+        match self {
+            Self::Raw => DiskFormat::Raw,
+            Self::Qcow2 => DiskFormat::Qcow2,
+            Self::VhdFixed | Self::VhdDynamic => DiskFormat::Vhd,
+        }
+    }
+}
+
 impl DiskFormat {
     /// The name QEMU's tools give the format (`qemu-img -f`/`-O`); VHD is `vpc` there.
     pub fn qemu_name(self) -> &'static str {

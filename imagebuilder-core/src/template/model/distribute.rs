@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::wire_enum;
+use super::{wire_enum, OutputFormat};
 
 /// One distribution target (`properties.distribute[i]`, discriminated by `type`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -17,6 +17,8 @@ pub enum DistributorSpec {
     /// A VHD file or blob.
     #[serde(rename = "VHD")]
     Vhd(VhdTarget),
+    /// An image file in any object store (`ObjectStore`, an extension of this library).
+    ObjectStore(ObjectStoreTarget),
 }
 
 impl DistributorSpec {
@@ -26,6 +28,7 @@ impl DistributorSpec {
             Self::ManagedImage(t) => &t.run_output_name,
             Self::SharedImage(t) => &t.run_output_name,
             Self::Vhd(t) => &t.run_output_name,
+            Self::ObjectStore(t) => &t.run_output_name,
         }
     }
 }
@@ -73,6 +76,10 @@ pub struct SharedImageTarget {
     /// Replication mode (api-version 2025-10-01); `Full` when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication_mode: Option<ReplicationMode>,
+    /// When the version stops being supported, `YYYY-MM-DD` or an RFC 3339 time (an
+    /// extension: a gallery version property AIB does not expose).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_of_life_date: Option<String>,
 }
 
 impl SharedImageTarget {
@@ -151,4 +158,20 @@ pub struct VhdTarget {
     /// Where to write the VHD; empty means the template's staging area.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub uri: String,
+}
+
+/// `ObjectStore` distributor (an extension of this library): the image as one file in any
+/// object store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStoreTarget {
+    /// Unique name of this target's run output.
+    pub run_output_name: String,
+    /// Tags recorded with the file.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub artifact_tags: BTreeMap<String, String>,
+    /// Where the file goes: `file://`, `s3://`, `az://`, `gs://` or an Azure blob URL.
+    pub uri: String,
+    /// Format of the file.
+    pub format: OutputFormat,
 }

@@ -17,13 +17,13 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use common::{DiskFormat, FeatureState, HyperVGeneration, OsType, SecurityType};
+pub use common::{DiskFormat, FeatureState, HyperVGeneration, OsType, OutputFormat, SecurityType};
 pub use customize::{
     CustomizerSpec, FileStep, PowerShellStep, RestartStep, Script, ShellStep, WindowsUpdateStep,
 };
 pub use distribute::{
-    DistributorSpec, ManagedImageTarget, ReplicationMode, SharedImageTarget, StorageAccountType,
-    TargetRegion, Versioning, VersioningScheme, VhdTarget,
+    DistributorSpec, ManagedImageTarget, ObjectStoreTarget, ReplicationMode, SharedImageTarget,
+    StorageAccountType, TargetRegion, Versioning, VersioningScheme, VhdTarget,
 };
 pub use profile::{
     AutoRun, DataDisk, ErrorHandling, OnError, Optimize, VmBootOptimization, VmProfile, VnetConfig,

@@ -7,8 +7,8 @@ use super::reader::{read_enum, Cx, Fields};
 use super::source::check_id;
 use crate::template::diagnostics::{ErrorCode, Path};
 use crate::template::model::{
-    DistributorSpec, ManagedImageTarget, SharedImageTarget, StorageAccountType, TargetRegion,
-    Versioning, VersioningScheme, VhdTarget,
+    DistributorSpec, ManagedImageTarget, ObjectStoreTarget, OutputFormat, SharedImageTarget,
+    StorageAccountType, TargetRegion, Versioning, VersioningScheme, VhdTarget,
 };
 use crate::template::rules::{is_placeholder, is_run_output_name, ResourceIdShape};
 use crate::template::ApiVersion;
@@ -18,12 +18,14 @@ enum Kind {
     ManagedImage,
     SharedImage,
     Vhd,
+    ObjectStore,
 }
 
 const KINDS: &[(&str, Kind)] = &[
     ("ManagedImage", Kind::ManagedImage),
     ("SharedImage", Kind::SharedImage),
     ("VHD", Kind::Vhd),
+    ("ObjectStore", Kind::ObjectStore),
 ];
 
 /// Reads the whole list, checking that runOutputNames are unique.
@@ -83,6 +85,16 @@ fn distributor(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Distributor
             run_output_name,
             artifact_tags,
             uri: f.str_since(cx, "uri", ApiVersion::V2022_07_01),
+        }),
+        Kind::ObjectStore => DistributorSpec::ObjectStore(ObjectStoreTarget {
+            run_output_name,
+            artifact_tags,
+            uri: f.str_req(
+                cx,
+                "uri",
+                "uri (where the file goes: file://, s3://, az://, gs:// or an Azure blob URL)",
+            ),
+            format: f.enum_opt(cx, "format").unwrap_or(OutputFormat::Qcow2),
         }),
         Kind::SharedImage => {
             f.set_code(ErrorCode::BadSharedImageDistribute);
@@ -146,6 +158,16 @@ fn shared_image(
         );
     }
     let exclude_from_latest = f.bool_or(cx, "excludeFromLatest", false);
+    let end_of_life_date = f.str_opt(cx, "endOfLifeDate");
+    if let Some(date) = &end_of_life_date {
+        if !is_date_or_time(date) {
+            cx.error(
+                &f.at("endOfLifeDate"),
+                code,
+                format!("'{date}' is not a date; expected YYYY-MM-DD or an RFC 3339 time"),
+            );
+        }
+    }
     let versioning = f
         .get_since(cx, "versioning", ApiVersion::V2022_07_01)
         .and_then(|v| versioning(cx, v, f.at("versioning")));
@@ -163,7 +185,15 @@ fn shared_image(
         exclude_from_latest,
         versioning,
         replication_mode,
+        end_of_life_date,
     }
+}
+
+/// `YYYY-MM-DD` or an RFC 3339 date and time.
+fn is_date_or_time(text: &str) -> bool {
+    use time::format_description::well_known::Rfc3339;
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &date).is_ok() || time::OffsetDateTime::parse(text, &Rfc3339).is_ok()
 }
 
 fn target_region(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<TargetRegion> {

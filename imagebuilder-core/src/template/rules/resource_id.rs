@@ -10,6 +10,8 @@ pub enum ResourceIdShape {
     ResourceGroup,
     /// `.../providers/Microsoft.Compute/images/N`.
     ManagedImage,
+    /// `.../providers/Microsoft.Compute/galleries/G`.
+    Gallery,
     /// `.../galleries/G/images/D` or `.../galleries/G/images/D/versions/x.y.z`.
     GalleryImage,
     /// `.../galleries/G/images/D/versions/V` (V is `x.y.z` or `latest`), or a direct shared
@@ -30,6 +32,12 @@ const RESOURCE_GROUP: &[&str] = &[
     "{resourceGroup}",
 ];
 const MANAGED_IMAGE: &[&str] = &["providers", "Microsoft.Compute", "images", "{imageName}"];
+const GALLERY: &[&str] = &[
+    "providers",
+    "Microsoft.Compute",
+    "galleries",
+    "{galleryName}",
+];
 const GALLERY_IMAGE: &[&str] = &[
     "providers",
     "Microsoft.Compute",
@@ -73,6 +81,7 @@ impl ResourceIdShape {
         match self {
             Self::ResourceGroup => vec![RESOURCE_GROUP.to_vec()],
             Self::ManagedImage => vec![under_group(MANAGED_IMAGE)],
+            Self::Gallery => vec![under_group(GALLERY)],
             Self::GalleryImage => vec![
                 under_group(GALLERY_IMAGE),
                 [under_group(GALLERY_IMAGE).as_slice(), VERSION].concat(),

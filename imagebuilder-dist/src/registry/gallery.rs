@@ -1,0 +1,573 @@
+//! Compute galleries: galleries, image definitions and versions, kept as files.
+//!
+//! Layout under the root (names lower-cased):
+//! ```text
+//! SUB/RG/GALLERY/gallery.json
+//! SUB/RG/GALLERY/images/DEF/definition.json
+//! SUB/RG/GALLERY/images/DEF/versions/X.Y.Z.json      a complete version (its manifest)
+//! SUB/RG/GALLERY/images/DEF/versions/X.Y.Z.pending   a version being published (locked)
+//! ```
+//! A publisher holds an exclusive lock on its `.pending` file for as long as it runs, so a
+//! pending file nobody holds is the leftover of a publisher that died: its version number is
+//! free again, and the next publish of that number replaces whatever replicas it left.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use imagebuilder_core::source::{BaseDisk, CatalogEntry, ImageStore};
+use imagebuilder_core::store::fsio::{create_dir_all, read_json, read_optional, write_json};
+use imagebuilder_core::store::lock::FileLock;
+use imagebuilder_core::store::StoreError;
+use imagebuilder_core::template::model::{
+    DiskFormat, HyperVGeneration, OsType, SecurityType, Versioning,
+};
+
+use super::ids::{DefinitionId, GalleryId, VersionTarget};
+use super::model::{Gallery, ImageDefinition, Replica, VersionManifest};
+use super::names::folder;
+use super::version::{next_version, ImageVersion};
+use super::RegistryError;
+
+const GALLERY_FILE: &str = "gallery.json";
+const DEFINITION_FILE: &str = "definition.json";
+const LOCK_FILE: &str = ".lock";
+const PENDING: &str = "pending";
+
+/// The galleries under one folder. Cheap to clone; every call works on the files, so stores
+/// on one folder in several processes see each other's changes.
+#[derive(Debug, Clone)]
+pub struct GalleryStore {
+    root: PathBuf,
+}
+
+/// What a publish needs to know to choose and check its version.
+#[derive(Debug, Clone)]
+pub struct PublishRequest<'a> {
+    /// The target's `galleryImageId`: a definition, or an explicit version of one.
+    pub gallery_image_id: &'a str,
+    /// How an automatic version is chosen.
+    pub versioning: Versioning,
+    /// The source image's version, for `Source` versioning.
+    pub source_version: Option<&'a str>,
+    /// The image's operating system; must match the definition.
+    pub os_type: OsType,
+    /// The image's generation; must match the definition.
+    pub hyper_v_generation: HyperVGeneration,
+    /// The image's security type; must match the definition.
+    pub security_type: SecurityType,
+}
+
+/// A version being published: its number is reserved until this is committed or dropped.
+#[derive(Debug)]
+pub struct Publication {
+    definition: DefinitionId,
+    version: ImageVersion,
+    versions_dir: PathBuf,
+    pending_path: PathBuf,
+    committed: bool,
+    // Held until commit or drop: tells other publishers the number is taken.
+    _lock: FileLock,
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl GalleryStore {
+    /// The galleries under `root` (created on first write).
+    pub fn open(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn gallery_dir(&self, id: &GalleryId) -> Result<PathBuf, RegistryError> {
+        let text = id.to_string();
+        Ok(self
+            .root
+            .join(folder(&id.subscription, &text)?)
+            .join(folder(&id.resource_group, &text)?)
+            .join(folder(&id.gallery, &text)?))
+    }
+
+    fn definition_dir(&self, id: &DefinitionId) -> Result<PathBuf, RegistryError> {
+        let image = folder(&id.image, &id.to_string())?;
+        Ok(self.gallery_dir(&id.gallery)?.join("images").join(image))
+    }
+
+    /// Creates a gallery.
+    ///
+    /// # Errors
+    /// [`RegistryError::AlreadyExists`] when it exists; `BadId` for a malformed id.
+    pub fn create_gallery(
+        &self,
+        id: &str,
+        location: &str,
+        description: &str,
+    ) -> Result<Gallery, RegistryError> {
+        let id = GalleryId::parse(id)?;
+        let dir = self.gallery_dir(&id)?;
+        create_dir_all(&self.root)?;
+        let _lock = FileLock::exclusive(&self.root.join(LOCK_FILE))?;
+        let path = dir.join(GALLERY_FILE);
+        if read_optional(&path)?.is_some() {
+            return Err(RegistryError::AlreadyExists {
+                what: format!("gallery {id}"),
+            });
+        }
+        create_dir_all(&dir)?;
+        let gallery = Gallery {
+            id: id.to_string(),
+            location: location.to_owned(),
+            description: description.to_owned(),
+            created: now(),
+        };
+        write_json(&path, &gallery)?;
+        Ok(gallery)
+    }
+
+    /// The gallery `id`.
+    ///
+    /// # Errors
+    /// [`RegistryError::NotFound`] with how to create it.
+    pub fn gallery(&self, id: &str) -> Result<Gallery, RegistryError> {
+        let id = GalleryId::parse(id)?;
+        self.load_gallery(&id)
+    }
+
+    fn load_gallery(&self, id: &GalleryId) -> Result<Gallery, RegistryError> {
+        let path = self.gallery_dir(id)?.join(GALLERY_FILE);
+        if read_optional(&path)?.is_none() {
+            return Err(RegistryError::NotFound {
+                what: format!("gallery {id}"),
+                hint: "; create it with `imagebuilder gallery create`".to_owned(),
+            });
+        }
+        Ok(read_json(&path)?)
+    }
+
+    /// Every gallery, by id.
+    ///
+    /// # Errors
+    /// When the folder cannot be read.
+    pub fn galleries(&self) -> Result<Vec<Gallery>, RegistryError> {
+        let mut found = Vec::new();
+        for subscription in subdirs(&self.root)? {
+            for group in subdirs(&subscription)? {
+                for gallery in subdirs(&group)? {
+                    let path = gallery.join(GALLERY_FILE);
+                    if read_optional(&path)?.is_some() {
+                        found.push(read_json::<Gallery>(&path)?);
+                    }
+                }
+            }
+        }
+        found.sort_by_key(|item| item.id.to_ascii_lowercase());
+        Ok(found)
+    }
+
+    /// Creates an image definition in an existing gallery. `definition.id` names it; its
+    /// `created` time is set here.
+    ///
+    /// # Errors
+    /// `NotFound` when the gallery does not exist, `AlreadyExists` when the definition does.
+    pub fn define_image(
+        &self,
+        mut definition: ImageDefinition,
+    ) -> Result<ImageDefinition, RegistryError> {
+        let id = DefinitionId::parse(&definition.id)?;
+        self.load_gallery(&id.gallery)?;
+        let dir = self.definition_dir(&id)?;
+        let _lock = FileLock::exclusive(&self.gallery_dir(&id.gallery)?.join(LOCK_FILE))?;
+        let path = dir.join(DEFINITION_FILE);
+        if read_optional(&path)?.is_some() {
+            return Err(RegistryError::AlreadyExists {
+                what: format!("image definition {id}"),
+            });
+        }
+        create_dir_all(&dir.join("versions"))?;
+        definition.id = id.to_string();
+        definition.created = now();
+        write_json(&path, &definition)?;
+        Ok(definition)
+    }
+
+    /// The image definition `id`.
+    ///
+    /// # Errors
+    /// `NotFound` naming the gallery or the definition, whichever is missing.
+    pub fn definition(&self, id: &str) -> Result<ImageDefinition, RegistryError> {
+        self.load_definition(&DefinitionId::parse(id)?)
+    }
+
+    fn load_definition(&self, id: &DefinitionId) -> Result<ImageDefinition, RegistryError> {
+        self.load_gallery(&id.gallery)?;
+        let path = self.definition_dir(id)?.join(DEFINITION_FILE);
+        if read_optional(&path)?.is_none() {
+            return Err(RegistryError::NotFound {
+                what: format!("image definition {id}"),
+                hint: "; create it with `imagebuilder gallery define`".to_owned(),
+            });
+        }
+        Ok(read_json(&path)?)
+    }
+
+    /// The definitions of gallery `id`.
+    ///
+    /// # Errors
+    /// `NotFound` when the gallery does not exist.
+    pub fn definitions(&self, gallery_id: &str) -> Result<Vec<ImageDefinition>, RegistryError> {
+        let id = GalleryId::parse(gallery_id)?;
+        self.load_gallery(&id)?;
+        let mut found = Vec::new();
+        for dir in subdirs(&self.gallery_dir(&id)?.join("images"))? {
+            let path = dir.join(DEFINITION_FILE);
+            if read_optional(&path)?.is_some() {
+                found.push(read_json::<ImageDefinition>(&path)?);
+            }
+        }
+        found.sort_by_key(|item| item.id.to_ascii_lowercase());
+        Ok(found)
+    }
+
+    /// The complete versions of definition `id`, oldest first. Versions being published (or
+    /// left half-published by a crash) are never listed.
+    ///
+    /// # Errors
+    /// `NotFound` when the gallery or definition does not exist.
+    pub fn versions(&self, definition_id: &str) -> Result<Vec<VersionManifest>, RegistryError> {
+        let id = DefinitionId::parse(definition_id)?;
+        self.load_definition(&id)?;
+        let dir = self.definition_dir(&id)?.join("versions");
+        let mut found: Vec<(ImageVersion, VersionManifest)> = Vec::new();
+        for (version, path) in version_files(&dir, "json")? {
+            found.push((version, read_json(&path)?));
+        }
+        found.sort_by_key(|(version, _)| *version);
+        Ok(found.into_iter().map(|(_, manifest)| manifest).collect())
+    }
+
+    /// The complete version `version_id` (`.../images/D/versions/x.y.z`).
+    ///
+    /// # Errors
+    /// `NotFound` when it (or its definition) does not exist.
+    pub fn version(&self, version_id: &str) -> Result<VersionManifest, RegistryError> {
+        let (id, version) = explicit(version_id)?;
+        self.load_definition(&id)?;
+        let path = self.manifest_path(&id, &version)?;
+        if read_optional(&path)?.is_none() {
+            return Err(RegistryError::NotFound {
+                what: format!("image version {}", id.version_id(&version)),
+                hint: String::new(),
+            });
+        }
+        Ok(read_json(&path)?)
+    }
+
+    /// Removes version `version_id` from the gallery and returns its manifest, whose replicas
+    /// the caller deletes. The version stops being listed before anything else happens.
+    ///
+    /// # Errors
+    /// `NotFound` when it does not exist.
+    pub fn delete_version(&self, version_id: &str) -> Result<VersionManifest, RegistryError> {
+        let (id, version) = explicit(version_id)?;
+        let dir = self.definition_dir(&id)?;
+        let _lock = FileLock::exclusive(&dir.join(LOCK_FILE))?;
+        let manifest = self.version(version_id)?;
+        let path = self.manifest_path(&id, &version)?;
+        fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
+        imagebuilder_core::store::fsio::sync_dir(&dir.join("versions"))?;
+        Ok(manifest)
+    }
+
+    fn manifest_path(
+        &self,
+        id: &DefinitionId,
+        version: &ImageVersion,
+    ) -> Result<PathBuf, RegistryError> {
+        Ok(self
+            .definition_dir(id)?
+            .join("versions")
+            .join(format!("{version}.json")))
+    }
+
+    /// Checks the image against the definition, chooses the version number and reserves it.
+    ///
+    /// # Errors
+    /// `NotFound` when the gallery or definition does not exist (AIB does not create them),
+    /// `Mismatch` when the image's OS, generation or security type differs from the
+    /// definition's, `AlreadyExists` for an explicit version that exists or is being
+    /// published, `Version` when no number can be chosen.
+    pub fn begin_publish(
+        &self,
+        request: &PublishRequest<'_>,
+    ) -> Result<Publication, RegistryError> {
+        let target = VersionTarget::parse(request.gallery_image_id)?;
+        let id = target.definition().clone();
+        let definition = self.load_definition(&id)?;
+        check_matches(&definition, request)?;
+        let dir = self.definition_dir(&id)?;
+        let versions_dir = dir.join("versions");
+        create_dir_all(&versions_dir)?;
+        // Choosing a number and reserving it happen under one lock, so two publishers never
+        // take the same number.
+        let _choosing = FileLock::exclusive(&dir.join(LOCK_FILE))?;
+        let complete: Vec<ImageVersion> = version_files(&versions_dir, "json")?
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
+        let mut in_progress = Vec::new();
+        for (version, path) in version_files(&versions_dir, PENDING)? {
+            if FileLock::try_exclusive(&path)?.is_none() {
+                in_progress.push(version);
+            }
+        }
+        let version = match &target {
+            VersionTarget::Explicit(_, version) => *version,
+            VersionTarget::Automatic(_) => {
+                let taken: Vec<ImageVersion> =
+                    complete.iter().chain(&in_progress).copied().collect();
+                next_version(&taken, request.versioning, request.source_version)
+                    .map_err(RegistryError::Version)?
+            }
+        };
+        if complete.contains(&version) {
+            return Err(RegistryError::AlreadyExists {
+                what: format!("image version {}", id.version_id(&version)),
+            });
+        }
+        if in_progress.contains(&version) {
+            return Err(RegistryError::AlreadyExists {
+                what: format!(
+                    "image version {} (another run is publishing it)",
+                    id.version_id(&version)
+                ),
+            });
+        }
+        let pending_path = versions_dir.join(format!("{version}.{PENDING}"));
+        let lock = FileLock::try_exclusive(&pending_path)?.ok_or_else(|| {
+            RegistryError::AlreadyExists {
+                what: format!(
+                    "image version {} (being published)",
+                    id.version_id(&version)
+                ),
+            }
+        })?;
+        Ok(Publication {
+            definition: id,
+            version,
+            versions_dir,
+            pending_path,
+            committed: false,
+            _lock: lock,
+        })
+    }
+}
+
+fn explicit(version_id: &str) -> Result<(DefinitionId, ImageVersion), RegistryError> {
+    match VersionTarget::parse(version_id)? {
+        VersionTarget::Explicit(id, version) => Ok((id, version)),
+        VersionTarget::Automatic(_) => Err(RegistryError::BadId {
+            id: version_id.to_owned(),
+            expected: "an image version id ending in /versions/x.y.z".to_owned(),
+        }),
+    }
+}
+
+fn check_matches(
+    definition: &ImageDefinition,
+    request: &PublishRequest<'_>,
+) -> Result<(), RegistryError> {
+    let mismatch = |field, image: String, wanted: String| RegistryError::Mismatch {
+        field,
+        image,
+        definition: wanted,
+        definition_id: definition.id.clone(),
+    };
+    if definition.os_type != request.os_type {
+        return Err(mismatch(
+            "osType",
+            request.os_type.to_string(),
+            definition.os_type.to_string(),
+        ));
+    }
+    if definition.hyper_v_generation != request.hyper_v_generation {
+        return Err(mismatch(
+            "hyperVGeneration",
+            request.hyper_v_generation.to_string(),
+            definition.hyper_v_generation.to_string(),
+        ));
+    }
+    if definition.security_type != request.security_type {
+        return Err(mismatch(
+            "securityType",
+            request.security_type.to_string(),
+            definition.security_type.to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// The subfolders of `dir` (none when it does not exist), skipping hidden ones.
+fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, RegistryError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("list", dir, e).into()),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if !hidden && entry.path().is_dir() {
+            found.push(entry.path());
+        }
+    }
+    Ok(found)
+}
+
+/// Files `X.Y.Z.<extension>` in `dir`, with their versions; other names are ignored.
+fn version_files(
+    dir: &Path,
+    extension: &str,
+) -> Result<Vec<(ImageVersion, PathBuf)>, RegistryError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("list", dir, e).into()),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(&format!(".{extension}")) else {
+            continue;
+        };
+        if let Ok(version) = stem.parse::<ImageVersion>() {
+            found.push((version, entry.path()));
+        }
+    }
+    Ok(found)
+}
+
+impl Publication {
+    /// The version number reserved.
+    pub fn version(&self) -> ImageVersion {
+        self.version
+    }
+
+    /// The ARM id of the version.
+    pub fn version_id(&self) -> String {
+        self.definition.version_id(&self.version)
+    }
+
+    /// Where in a region's object store this version's disk goes: the same path on every
+    /// publish of this number, so a rerun replaces what a crashed one left.
+    pub fn object_path(&self, extension: &str) -> String {
+        let d = &self.definition;
+        let lower = |s: &str| s.to_ascii_lowercase();
+        format!(
+            "galleries/{}/{}/{}/{}/{}/disk.{extension}",
+            lower(&d.gallery.subscription),
+            lower(&d.gallery.resource_group),
+            lower(&d.gallery.gallery),
+            lower(&d.image),
+            self.version
+        )
+    }
+
+    /// Makes the version visible: writes its manifest, the last step of a publish.
+    ///
+    /// # Errors
+    /// When the manifest cannot be written; the version then stays invisible.
+    pub fn commit(mut self, details: VersionDetails) -> Result<VersionManifest, RegistryError> {
+        let manifest = VersionManifest {
+            id: self.version_id(),
+            version: self.version.to_string(),
+            published: now(),
+            exclude_from_latest: details.exclude_from_latest,
+            end_of_life_date: details.end_of_life_date,
+            tags: details.tags,
+            format: details.format,
+            virtual_size: details.virtual_size,
+            source_version: details.source_version,
+            replicas: details.replicas,
+        };
+        let path = self.versions_dir.join(format!("{}.json", self.version));
+        write_json(&path, &manifest)?;
+        self.committed = true;
+        let _ = fs::remove_file(&self.pending_path);
+        Ok(manifest)
+    }
+}
+
+/// What a version's manifest records besides its number.
+#[derive(Debug, Clone)]
+pub struct VersionDetails {
+    /// Whether `latest` skips it.
+    pub exclude_from_latest: bool,
+    /// When it stops being supported.
+    pub end_of_life_date: Option<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Format of the replicas' files.
+    pub format: DiskFormat,
+    /// Virtual size of the disk.
+    pub virtual_size: u64,
+    /// The source image's version.
+    pub source_version: Option<String>,
+    /// One per target region.
+    pub replicas: Vec<Replica>,
+}
+
+impl Drop for Publication {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Frees the number at once; a crash leaves the file, but unlocked, which frees it
+            // just the same.
+            let _ = fs::remove_file(&self.pending_path);
+        }
+    }
+}
+
+#[async_trait]
+impl ImageStore for GalleryStore {
+    /// The versions of a gallery image definition, each served from its first replica.
+    async fn versions(&self, id: &str) -> Result<Vec<CatalogEntry>, String> {
+        let store = self.clone();
+        let id = id.to_owned();
+        let result = tokio::task::spawn_blocking(move || {
+            let definition = match store.definition(&id) {
+                Ok(d) => d,
+                Err(RegistryError::NotFound { .. }) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let versions = store.versions(&id)?;
+            Ok(versions
+                .into_iter()
+                .filter_map(|m| {
+                    let replica = m.replicas.first()?;
+                    Some(CatalogEntry {
+                        disk: BaseDisk {
+                            location: replica.uri.clone(),
+                            format: m.format,
+                            virtual_size: m.virtual_size,
+                            sha256: Some(replica.sha256.clone()),
+                            os_type: definition.os_type,
+                            hyper_v_generation: definition.hyper_v_generation,
+                            security_type: definition.security_type,
+                            exact_version: Some(m.version.clone()),
+                        },
+                        version: m.version,
+                        exclude_from_latest: m.exclude_from_latest,
+                    })
+                })
+                .collect())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        result.map_err(|e: RegistryError| e.to_string())
+    }
+}

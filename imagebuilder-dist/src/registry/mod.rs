@@ -1,0 +1,21 @@
+//! Where published images are recorded: compute galleries and managed images.
+//!
+//! Both are folders of JSON records under the state directory; the disks themselves live in
+//! the object store of their region. A record is written only after every byte it points to,
+//! so whatever a reader lists is complete: a gallery version appears when its manifest (with
+//! each replica's sha256) lands, which is the last step of publishing it.
+
+mod error;
+mod gallery;
+mod ids;
+mod managed;
+mod model;
+mod names;
+mod version;
+
+pub use error::RegistryError;
+pub use gallery::{GalleryStore, Publication, PublishRequest, VersionDetails};
+pub use ids::{DefinitionId, GalleryId, ManagedImageId, VersionTarget};
+pub use managed::{ManagedImageReservation, ManagedImageStore};
+pub use model::{Gallery, ImageDefinition, ManagedImage, OsState, Replica, VersionManifest};
+pub use version::{next_version, ImageVersion};
