@@ -215,6 +215,7 @@ fn with_unique_name(mut target: DistributorSpec, index: usize) -> DistributorSpe
         DistributorSpec::ManagedImage(t) => &mut t.run_output_name,
         DistributorSpec::SharedImage(t) => &mut t.run_output_name,
         DistributorSpec::Vhd(t) => &mut t.run_output_name,
+        DistributorSpec::ObjectStore(t) => &mut t.run_output_name,
     };
     name.push_str(&index.to_string());
     target
@@ -263,10 +264,11 @@ fn distributor(newest: bool) -> impl Strategy<Value = DistributorSpec> {
             any::<bool>(),
             versioning,
             mode,
-            any::<bool>()
+            any::<bool>(),
+            option::of(Just("2031-12-31".to_owned()))
         )
             .prop_map(
-                |(n, tags, (target, repl, storage), exclude, versioning, mode, explicit)| {
+                |(n, tags, (target, repl, storage), exclude, versioning, mode, explicit, eol)| {
                     let version = if explicit { "/versions/1.0.0" } else { "" };
                     DistributorSpec::SharedImage(SharedImageTarget {
                         run_output_name: "gallery".into(),
@@ -280,6 +282,7 @@ fn distributor(newest: bool) -> impl Strategy<Value = DistributorSpec> {
                         exclude_from_latest: exclude,
                         versioning,
                         replication_mode: mode,
+                        end_of_life_date: eol,
                     })
                 }
             ),
@@ -294,6 +297,14 @@ fn distributor(newest: bool) -> impl Strategy<Value = DistributorSpec> {
                     uri,
                 })
             }),
+        (tags(), pick::<OutputFormat>()).prop_map(|(tags, format)| {
+            DistributorSpec::ObjectStore(ObjectStoreTarget {
+                run_output_name: "object".into(),
+                artifact_tags: tags,
+                uri: "s3://bucket/images/x".into(),
+                format,
+            })
+        }),
     ]
 }
 
