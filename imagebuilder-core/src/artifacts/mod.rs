@@ -15,3 +15,4 @@ mod store;
 pub use fetch::{fetch, ArtifactError, FetchedArtifact};
 pub use hash::sha256_file;
 pub use redact::redact_uri;
+pub use store::for_url as open_store;

@@ -7,7 +7,11 @@ use object_store::{ObjectStore, ObjectStoreScheme};
 use url::Url;
 
 /// The store serving `url` and the object's path in it, or why there is none.
-pub(super) fn for_url(url: &Url) -> Result<(Arc<dyn ObjectStore>, StorePath), String> {
+///
+/// Credentials come from the environment (each store's builder `from_env`); an Azure URL's
+/// query string is taken as its SAS token. The reason may quote `url`: show it through
+/// [`redact_uri`](super::redact_uri).
+pub fn for_url(url: &Url) -> Result<(Arc<dyn ObjectStore>, StorePath), String> {
     let (scheme, path) = ObjectStoreScheme::parse(url).map_err(|e| e.to_string())?;
     // Object paths carry no query string: only Azure's SAS token has a place to go (its
     // store's configuration); a signed URL of any other store would be fetched unsigned.
