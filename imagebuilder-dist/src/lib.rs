@@ -3,6 +3,7 @@
 pub mod disk;
 mod local;
 pub mod registry;
+pub mod store;
 mod vhd;
 
 pub use local::LocalTargets;
