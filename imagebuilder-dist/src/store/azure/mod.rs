@@ -73,7 +73,8 @@ pub struct PageBlobSink {
     in_flight: JoinSet<Result<(), StoreError>>,
     /// Whether a request failed: the blob cannot be completed.
     failed: bool,
-    requests: Arc<AtomicU64>,
+    /// Put Page requests started.
+    requests: u64,
 }
 
 impl std::fmt::Debug for PageBlobSink {
@@ -143,13 +144,14 @@ impl PageBlobSink {
             high: 0,
             in_flight: JoinSet::new(),
             failed: false,
-            requests: Arc::default(),
+            requests: 0,
         })
     }
 
-    /// Put Page requests sent so far (zero pages are skipped, so fewer than the data).
+    /// Put Page requests started so far. Zero pages are not sent, and data is sent once 4 MiB
+    /// are gathered or a write jumps elsewhere.
     pub fn page_requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.requests
     }
 
     fn invalid(&self, message: String) -> io::Error {
@@ -206,11 +208,10 @@ impl PageBlobSink {
             let body = data.slice(range);
             let client = self.client.clone();
             let shown = self.shown.clone();
-            let requests = self.requests.clone();
+            self.requests += 1;
             self.in_flight.spawn_on(
                 async move {
                     let end = offset + body.len() as u64 - 1;
-                    requests.fetch_add(1, Ordering::Relaxed);
                     client
                         .send(
                             Method::PUT,
