@@ -14,6 +14,14 @@ bash scripts/install-test-deps.sh
 export IMAGEBUILDER_FIXTURE_IMAGES="${IMAGEBUILDER_FIXTURE_IMAGES:-${XDG_CACHE_HOME:-$HOME/.cache}/imagebuilder/fixture-images}"
 bash scripts/build-fixture-images.sh "$IMAGEBUILDER_FIXTURE_IMAGES"
 
+step "storage servers for the upload tests (Azurite, moto; installed into the cache)"
+storage_state=$(mktemp -d)
+trap 'bash scripts/storage-servers.sh stop "$storage_state"; rm -rf "$storage_state"' EXIT
+bash scripts/storage-servers.sh start "$storage_state"
+# Exports IMAGEBUILDER_TEST_AZURITE / IMAGEBUILDER_TEST_S3 and the stores' AZURE_* / AWS_*.
+# shellcheck source=/dev/null
+. "$storage_state/env"
+
 step "toolchain"
 cargo --version
 rustup component list --installed 2>/dev/null | grep -E '^(rustfmt|clippy)' || true

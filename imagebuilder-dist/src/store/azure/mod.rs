@@ -111,7 +111,7 @@ impl PageBlobSink {
             url: shown.clone(),
             reason: reason.replace(url, &shown),
         };
-        if len % PAGE != 0 {
+        if !len.is_multiple_of(PAGE) {
             return Err(unsupported(format!(
                 "a page blob's length is a multiple of 512 bytes, not {len}"
             )));
@@ -354,7 +354,7 @@ impl OutputSink for PageBlobSink {
         let run_end = self.run_start + self.run.len() as u64;
         if offset != run_end || self.run.is_empty() {
             self.flush()?;
-            if offset % PAGE != 0 {
+            if !offset.is_multiple_of(PAGE) {
                 return Err(self.invalid(format!(
                     "write at offset {offset}: a write that does not continue the previous one starts on a 512-byte page"
                 )));
@@ -376,7 +376,7 @@ impl OutputSink for PageBlobSink {
 
     fn finish(mut self: Box<Self>, len: u64) -> io::Result<()> {
         self.partial()?;
-        if len % PAGE != 0 || len < self.high {
+        if !len.is_multiple_of(PAGE) || len < self.high {
             return Err(self.invalid(format!(
                 "cannot finish a page blob at {len} bytes: it must be a multiple of 512 and hold the {} bytes written",
                 self.high
