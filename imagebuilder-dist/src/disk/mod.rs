@@ -1,11 +1,55 @@
-//! Disk image formats: reading raw and qcow2, writing raw, qcow2, fixed and dynamic VHD.
+//! Disk image formats: reading raw, qcow2 and VHD, writing raw, qcow2, fixed and dynamic VHD.
 //!
 //! Everything streams. A [`DiskReader`] yields the virtual disk in order as [`Chunk`]s, each
 //! either data or a run of zeros; a [`DiskWriter`] lays them out in its format on an
 //! [`OutputSink`]. Zero runs are never materialized, so a large disk with little data costs
 //! little time, and memory stays bounded whatever the disk's size.
+//!
+//! | piece | what |
+//! |---|---|
+//! | [`open_reader`] | a [`DiskReader`] for a raw, qcow2 (v2, v3, deflate-compressed) or VHD (fixed, dynamic) file; the caller names the format |
+//! | [`writer`] | a [`DiskWriter`] for an [`OutputFormat`]: raw, qcow2 v3, fixed VHD (Azure's rules), dynamic VHD |
+//! | [`FileSink`], [`HashingSink`] | where writers put bytes: a local file; a wrapper that computes the output's sha256 |
+//! | [`convert`] | file to file, atomically, with the output's sha256 |
+//!
+//! Readers never trust the file: every size and offset is checked against the file and against
+//! fixed bounds before it is used, and anything we do not read (backing files, encryption,
+//! external data files, zstd) is refused with [`DiskError::Invalid`] naming the file.
+//!
+//! ```no_run
+//! use imagebuilder_core::template::model::DiskFormat;
+//! use imagebuilder_dist::disk::{convert, OutputFormat};
+//!
+//! let converted = convert(
+//!     "disk.qcow2".as_ref(),
+//!     DiskFormat::Qcow2,
+//!     "disk.vhd".as_ref(),
+//!     OutputFormat::VhdFixed,
+//!     &mut |done, total| eprintln!("{done}/{total}"),
+//! )?;
+//! println!("{} bytes, sha256 {}", converted.size, converted.sha256);
+//! # Ok::<(), imagebuilder_dist::disk::DiskError>(())
+//! ```
 
 use bytes::Bytes;
+
+mod blocks;
+mod convert;
+mod file;
+mod format;
+mod qcow2;
+mod raw;
+mod sink;
+mod vhd;
+mod zero;
+
+pub use convert::{convert, sha256_file, Converted};
+pub use format::{detect_format, open_reader, writer, OutputFormat, UnknownOutputFormat};
+pub use sink::{FileSink, HashingSink, Sha256Handle};
+
+/// The largest virtual size a reader accepts (64 TiB): a larger one is taken as a corrupt or
+/// hostile header.
+pub const MAX_VIRTUAL_SIZE: u64 = 64 << 40;
 
 /// The largest data chunk a reader yields; memory use is a small multiple of it.
 pub const MAX_CHUNK: usize = 2 << 20;
@@ -124,4 +168,46 @@ pub enum DiskError {
         /// What is wrong with it.
         message: String,
     },
+    /// The virtual disk is larger than the output format can hold.
+    #[error("a {format} image holds at most {max} bytes, not {virtual_size}")]
+    TooLarge {
+        /// The output format.
+        format: OutputFormat,
+        /// The disk's virtual size.
+        virtual_size: u64,
+        /// The format's limit.
+        max: u64,
+    },
+    /// A writer was not given one reader's chunks in order: a bug in the caller.
+    #[error("chunks out of order: {message}")]
+    ChunkOrder {
+        /// What was expected and what came.
+        message: String,
+    },
+}
+
+impl DiskError {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(path: &std::path::Path, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            path: path.display().to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl OutputSink for Box<dyn OutputSink> {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        (**self).write_at(offset, data)
+    }
+
+    fn finish(self: Box<Self>, len: u64) -> std::io::Result<()> {
+        (*self).finish(len)
+    }
 }
