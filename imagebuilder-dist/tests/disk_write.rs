@@ -47,7 +47,11 @@ fn check_vhd(path: &Path, format: OutputFormat, virtual_size: u64) {
     assert_eq!(&footer[0..8], b"conectix");
     assert_eq!(be32(&footer, 8), 2, "features");
     assert_eq!(be32(&footer, 12), 0x0001_0000, "version");
-    assert_eq!(be32(&footer, 64), vhd_checksum(&footer, 64), "footer checksum");
+    assert_eq!(
+        be32(&footer, 64),
+        vhd_checksum(&footer, 64),
+        "footer checksum"
+    );
     assert_eq!(be64(&footer, 40), virtual_size, "original size");
     assert_eq!(be64(&footer, 48), virtual_size, "current size");
     assert_eq!(footer[84], 0, "saved state");
@@ -65,7 +69,11 @@ fn check_vhd(path: &Path, format: OutputFormat, virtual_size: u64) {
             assert_eq!(be64(&footer, 16), 512, "data offset");
             let header = read(512, 1024);
             assert_eq!(&header[0..8], b"cxsparse");
-            assert_eq!(be32(&header, 36), vhd_checksum(&header, 36), "header checksum");
+            assert_eq!(
+                be32(&header, 36),
+                vhd_checksum(&header, 36),
+                "header checksum"
+            );
             let table = be64(&header, 16);
             let entries = be32(&header, 28) as u64;
             let block = be32(&header, 32) as u64;
@@ -90,10 +98,16 @@ fn convert_and_check(dir: &TempDir, input: &Path, format: OutputFormat) -> Conve
     let input_size = std::fs::metadata(input).unwrap().len();
     let output = dir.join(&format!("out.{}", format.extension()));
     let mut last = (0, 0);
-    let converted = convert(input, DiskFormat::Raw, &output, format, &mut |done, total| {
-        assert!(done >= last.0 && done <= total);
-        last = (done, total);
-    })
+    let converted = convert(
+        input,
+        DiskFormat::Raw,
+        &output,
+        format,
+        &mut |done, total| {
+            assert!(done >= last.0 && done <= total);
+            last = (done, total);
+        },
+    )
     .unwrap();
     assert_eq!(last, (input_size, input_size), "progress reaches the end");
     assert_eq!(converted.virtual_size, format.virtual_size(input_size));
@@ -125,7 +139,14 @@ fn convert_and_check(dir: &TempDir, input: &Path, format: OutputFormat) -> Conve
     }
     // Our own reader agrees with what we wrote.
     let back = dir.join("back.qcow2");
-    let reread = convert(&output, format.disk_format(), &back, OutputFormat::Qcow2, &mut |_, _| {}).unwrap();
+    let reread = convert(
+        &output,
+        format.disk_format(),
+        &back,
+        OutputFormat::Qcow2,
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert_eq!(reread.virtual_size, converted.virtual_size);
     assert_identical(input, "raw", &back, "qcow2");
     std::fs::remove_file(&back).unwrap();
@@ -137,7 +158,11 @@ fn assert_sparse(output: &Path, data: u64, places: usize) {
     // Each place may allocate a whole 2 MiB VHD block at either end; tables take a little.
     let bound = data + places as u64 * 2 * (2 * MIB + 512) + MIB;
     let used = allocated(output);
-    assert!(used <= bound, "{}: {used} bytes allocated for {data} bytes of data", output.display());
+    assert!(
+        used <= bound,
+        "{}: {used} bytes allocated for {data} bytes of data",
+        output.display()
+    );
 }
 
 fn sparse(name: &str, size: u64, format: OutputFormat) {
@@ -146,7 +171,11 @@ fn sparse(name: &str, size: u64, format: OutputFormat) {
     let places = scattered(size);
     let data = sparse_raw(&input, size, &places);
     let converted = convert_and_check(&dir, &input, format);
-    assert_sparse(&dir.join(&format!("out.{}", format.extension())), data, places.len());
+    assert_sparse(
+        &dir.join(&format!("out.{}", format.extension())),
+        data,
+        places.len(),
+    );
     if format == OutputFormat::Qcow2 || format == OutputFormat::VhdDynamic {
         assert!(converted.size < 64 * MIB, "{converted:?}");
     }
@@ -208,7 +237,10 @@ fn unaligned_size_to_raw_hashes_the_holes_as_zeros() {
     let data = sparse_raw(&input, UNALIGNED, &places);
     let converted = convert_and_check(&dir, &input, OutputFormat::Raw);
     assert_sparse(&dir.join("out.raw"), data, places.len());
-    assert_eq!(converted.sha256, expected_sha256(UNALIGNED, &places, 0, &[]));
+    assert_eq!(
+        converted.sha256,
+        expected_sha256(UNALIGNED, &places, 0, &[])
+    );
 }
 
 #[test]
@@ -230,7 +262,10 @@ fn unaligned_size_to_fixed_vhd_rounds_up_to_a_mib() {
     let mut footer = vec![0; 512];
     let file = std::fs::File::open(&output).unwrap();
     std::os::unix::fs::FileExt::read_exact_at(&file, &mut footer, GIB + MIB).unwrap();
-    assert_eq!(converted.sha256, expected_sha256(UNALIGNED, &places, GIB + MIB, &footer));
+    assert_eq!(
+        converted.sha256,
+        expected_sha256(UNALIGNED, &places, GIB + MIB, &footer)
+    );
 }
 
 #[test]

@@ -5,6 +5,9 @@ use super::raw::check_order;
 use super::zero::is_zero;
 use super::{Chunk, ChunkData, DiskError};
 
+/// Receives each non-zero block: its index in the disk and its bytes.
+pub(crate) type Emit<'a> = dyn FnMut(u64, &[u8]) -> Result<(), DiskError> + 'a;
+
 /// Gathers chunks into blocks of `block` bytes.
 ///
 /// Invariant: `buf` holds the current block's bytes before `pos % block` and zeros after, so a
@@ -34,11 +37,7 @@ impl Blocks {
     }
 
     /// Emits the block that `pos` just completed (or, at the end, the partial last block).
-    fn flush(
-        &mut self,
-        index: u64,
-        emit: &mut dyn FnMut(u64, &[u8]) -> Result<(), DiskError>,
-    ) -> Result<(), DiskError> {
+    fn flush(&mut self, index: u64, emit: &mut Emit<'_>) -> Result<(), DiskError> {
         if self.dirty {
             if !is_zero(&self.buf) {
                 emit(index, &self.buf)?;
@@ -50,11 +49,7 @@ impl Blocks {
     }
 
     /// Takes the next chunk; calls `emit(index, block)` for each completed non-zero block.
-    pub(crate) fn push(
-        &mut self,
-        chunk: &Chunk,
-        emit: &mut dyn FnMut(u64, &[u8]) -> Result<(), DiskError>,
-    ) -> Result<(), DiskError> {
+    pub(crate) fn push(&mut self, chunk: &Chunk, emit: &mut Emit<'_>) -> Result<(), DiskError> {
         check_order(chunk, self.pos, self.size)?;
         let block = self.block as u64;
         match &chunk.data {
@@ -102,10 +97,7 @@ impl Blocks {
     }
 
     /// Emits the partial last block, if any; fails unless the whole disk came.
-    pub(crate) fn finish(
-        &mut self,
-        emit: &mut dyn FnMut(u64, &[u8]) -> Result<(), DiskError>,
-    ) -> Result<(), DiskError> {
+    pub(crate) fn finish(&mut self, emit: &mut Emit<'_>) -> Result<(), DiskError> {
         if self.pos != self.size {
             return Err(DiskError::ChunkOrder {
                 message: format!(
@@ -182,7 +174,10 @@ mod tests {
         let out = run(8, 16, &[data(0, &[5]), zero(1, 14), data(15, &[6])]);
         assert_eq!(
             out,
-            vec![(0, vec![5, 0, 0, 0, 0, 0, 0, 0]), (1, vec![0, 0, 0, 0, 0, 0, 0, 6])]
+            vec![
+                (0, vec![5, 0, 0, 0, 0, 0, 0, 0]),
+                (1, vec![0, 0, 0, 0, 0, 0, 0, 6])
+            ]
         );
     }
 

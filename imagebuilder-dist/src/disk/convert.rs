@@ -45,8 +45,12 @@ pub fn convert(
     let partial = partial_path(output)?;
     let result = write(reader.as_mut(), &partial, format, progress);
     let result = result.and_then(|converted| {
-        std::fs::rename(&partial, output)
-            .map_err(|e| DiskError::io(format!("rename {} to {}", partial.display(), output.display()), e))?;
+        std::fs::rename(&partial, output).map_err(|e| {
+            DiskError::io(
+                format!("rename {} to {}", partial.display(), output.display()),
+                e,
+            )
+        })?;
         Ok(converted)
     });
     if result.is_err() {
@@ -60,7 +64,10 @@ fn partial_path(output: &Path) -> Result<PathBuf, DiskError> {
     let name = output.file_name().ok_or_else(|| {
         DiskError::io(
             format!("choose a temporary name beside {}", output.display()),
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "the output has no file name"),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the output has no file name",
+            ),
         )
     })?;
     let mut partial = std::ffi::OsString::from(".");

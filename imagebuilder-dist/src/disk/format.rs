@@ -188,7 +188,11 @@ mod tests {
             assert_eq!(format.to_string().parse::<OutputFormat>(), Ok(format));
         }
         assert_eq!("vhd".parse(), Ok(OutputFormat::VhdFixed));
-        assert!("vpc".parse::<OutputFormat>().unwrap_err().to_string().contains("vpc"));
+        assert!("vpc"
+            .parse::<OutputFormat>()
+            .unwrap_err()
+            .to_string()
+            .contains("vpc"));
     }
 
     #[test]
@@ -196,8 +200,14 @@ mod tests {
         let size = (8 << 30) + 4096 + 1;
         assert_eq!(OutputFormat::Raw.virtual_size(size), size);
         assert_eq!(OutputFormat::Qcow2.virtual_size(size), (8 << 30) + 4608);
-        assert_eq!(OutputFormat::VhdDynamic.virtual_size(size), (8 << 30) + 4608);
-        assert_eq!(OutputFormat::VhdFixed.virtual_size(size), (8 << 30) + (1 << 20));
+        assert_eq!(
+            OutputFormat::VhdDynamic.virtual_size(size),
+            (8 << 30) + 4608
+        );
+        assert_eq!(
+            OutputFormat::VhdFixed.virtual_size(size),
+            (8 << 30) + (1 << 20)
+        );
     }
 
     struct Nowhere;

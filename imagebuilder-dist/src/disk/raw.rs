@@ -81,9 +81,7 @@ impl RawReader {
         let data = match self.seek(self.pos, libc::SEEK_DATA) {
             Ok(data) => data,
             // A filesystem or device without hole support: everything is data.
-            Err(DiskError::Io { source, .. })
-                if source.raw_os_error() == Some(libc::EINVAL) =>
-            {
+            Err(DiskError::Io { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
                 self.seek_holes = false;
                 self.data_end = self.size;
                 return Ok(None);
@@ -139,7 +137,11 @@ pub(crate) fn check_order(chunk: &Chunk, pos: u64, size: u64) -> Result<(), Disk
             message: format!("expected a chunk at {pos}, got one at {}", chunk.offset),
         });
     }
-    if chunk.offset.checked_add(chunk.len()).is_none_or(|end| end > size) {
+    if chunk
+        .offset
+        .checked_add(chunk.len())
+        .is_none_or(|end| end > size)
+    {
         return Err(DiskError::ChunkOrder {
             message: format!(
                 "a chunk of {} bytes at {} passes the virtual size {size}",

@@ -167,10 +167,7 @@ impl<S: OutputSink> OutputSink for HashingSink<S> {
         if len < self.next {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!(
-                    "finished at {len} bytes after writing up to {}",
-                    self.next
-                ),
+                format!("finished at {len} bytes after writing up to {}", self.next),
             ));
         }
         self.hash_zeros_to(len);
@@ -220,7 +217,10 @@ mod tests {
         let mut expected = vec![0u8; 300_000];
         expected[3..6].copy_from_slice(b"abc");
         expected[200_000] = b'x';
-        assert_eq!(handle.get().unwrap(), hex::encode(Sha256::digest(&expected)));
+        assert_eq!(
+            handle.get().unwrap(),
+            hex::encode(Sha256::digest(&expected))
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@ pub(crate) static ZEROS: [u8; ZEROS_LEN] = [0; ZEROS_LEN];
 /// Compares against [`ZEROS`] slice by slice: that is `memcmp`, fast even in a debug build,
 /// and it stops at the first non-zero byte.
 pub(crate) fn is_zero(data: &[u8]) -> bool {
-    data.chunks(ZEROS_LEN).all(|piece| piece == &ZEROS[..piece.len()])
+    data.chunks(ZEROS_LEN)
+        .all(|piece| piece == &ZEROS[..piece.len()])
 }
 
 /// Calls `f(start, run)` for each maximal run of `granule`-sized pieces of `data` (the last

@@ -15,10 +15,8 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "imagebuilder-disk-{name}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("imagebuilder-disk-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
@@ -69,7 +67,13 @@ pub fn qemu_img_status(args: &[&str]) -> (bool, String) {
 
 /// `qemu-img info --output=json -f format path`.
 pub fn info(path: &Path, format: &str) -> serde_json::Value {
-    let out = qemu_img(&["info", "--output=json", "-f", format, path.to_str().unwrap()]);
+    let out = qemu_img(&[
+        "info",
+        "--output=json",
+        "-f",
+        format,
+        path.to_str().unwrap(),
+    ]);
     serde_json::from_str(&out).unwrap()
 }
 
@@ -120,7 +124,8 @@ pub fn sparse_raw(path: &Path, size: u64, places: &[(u64, usize)]) -> u64 {
     file.set_len(size).unwrap();
     let mut written = 0;
     for (i, &(offset, len)) in places.iter().enumerate() {
-        file.write_all_at(&noise(i as u64 + 1, len), offset).unwrap();
+        file.write_all_at(&noise(i as u64 + 1, len), offset)
+            .unwrap();
         written += len as u64;
     }
     written

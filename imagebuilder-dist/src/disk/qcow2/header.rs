@@ -75,7 +75,10 @@ pub(crate) fn parse(buf: &[u8], file_len: u64) -> Result<Header, String> {
             return Err("version 3 header cut short".into());
         }
         let header_len = be_u32(buf, 100) as usize;
-        if header_len < V3_HEADER_LEN || header_len % 8 != 0 || header_len as u64 > cluster {
+        if header_len < V3_HEADER_LEN
+            || !header_len.is_multiple_of(8)
+            || header_len as u64 > cluster
+        {
             return Err(format!(
                 "header length {header_len} is not a multiple of 8 in {V3_HEADER_LEN}..={cluster}"
             ));
@@ -137,8 +140,14 @@ pub(crate) fn parse(buf: &[u8], file_len: u64) -> Result<Header, String> {
 }
 
 /// `offset..offset + len` is cluster-aligned, after the header cluster and inside the file.
-fn check_table(what: &str, offset: u64, len: u64, cluster: u64, file_len: u64) -> Result<(), String> {
-    if offset % cluster != 0 {
+fn check_table(
+    what: &str,
+    offset: u64,
+    len: u64,
+    cluster: u64,
+    file_len: u64,
+) -> Result<(), String> {
+    if !offset.is_multiple_of(cluster) {
         return Err(format!("{what} offset {offset} is not cluster-aligned"));
     }
     if offset < cluster {
@@ -167,14 +176,14 @@ fn check_features(buf: &[u8], incompatible: u64, header_len: usize) -> Result<()
     } else {
         0
     };
-    if compression != 0 || (incompatible & COMPRESSION_TYPE != 0 && header_len <= V3_HEADER_LEN)
-    {
+    if compression != 0 || (incompatible & COMPRESSION_TYPE != 0 && header_len <= V3_HEADER_LEN) {
         let name = if compression == 1 { "zstd" } else { "unknown" };
         return Err(format!(
             "uses the {name} compression type ({compression}); we read deflate only"
         ));
     }
-    let unknown = incompatible & !(DIRTY | CORRUPT | EXTERNAL_DATA_FILE | COMPRESSION_TYPE | EXTENDED_L2);
+    let unknown =
+        incompatible & !(DIRTY | CORRUPT | EXTERNAL_DATA_FILE | COMPRESSION_TYPE | EXTENDED_L2);
     if unknown != 0 {
         return Err(format!("uses unknown incompatible features {unknown:#x}"));
     }
@@ -198,7 +207,11 @@ fn check_extensions(buf: &[u8], header_len: usize) -> Result<(), String> {
         let next = (at + 8).checked_add(len.div_ceil(8) * 8);
         match next {
             Some(next) if next <= buf.len() => at = next,
-            _ => return Err(format!("header extension {kind:#x} runs past the header cluster")),
+            _ => {
+                return Err(format!(
+                    "header extension {kind:#x} runs past the header cluster"
+                ))
+            }
         }
     }
     Ok(())

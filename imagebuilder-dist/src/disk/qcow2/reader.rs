@@ -85,7 +85,7 @@ impl Qcow2Reader {
 
     /// Checks a standard cluster or table offset: aligned, past the header, starts in the file.
     fn check_offset(&self, what: &str, offset: u64) -> Result<(), DiskError> {
-        if offset % self.cluster_size() != 0 {
+        if !offset.is_multiple_of(self.cluster_size()) {
             return Err(self.invalid(format!("{what} offset {offset:#x} is not cluster-aligned")));
         }
         if offset < self.cluster_size() {
@@ -103,7 +103,9 @@ impl Qcow2Reader {
     fn l2_table(&mut self, index: u64) -> Result<Option<&[u64]>, DiskError> {
         let entry = self.l1[index as usize];
         if entry & !(OFFSET_MASK | COPIED) != 0 {
-            return Err(self.invalid(format!("L1 entry {index} has reserved bits set: {entry:#x}")));
+            return Err(self.invalid(format!(
+                "L1 entry {index} has reserved bits set: {entry:#x}"
+            )));
         }
         let offset = entry & OFFSET_MASK;
         if offset == 0 {
@@ -191,7 +193,11 @@ impl Qcow2Reader {
             }
             self.inflated = Some((host, out));
         }
-        Ok(self.inflated.as_ref().map(|(_, data)| data.as_slice()).unwrap_or_default())
+        Ok(self
+            .inflated
+            .as_ref()
+            .map(|(_, data)| data.as_slice())
+            .unwrap_or_default())
     }
 }
 

@@ -91,7 +91,8 @@ impl DiskWriter for DynamicVhdWriter {
         .to_bytes();
         let bat: Vec<u8> = self.bat.iter().flat_map(|e| e.to_be_bytes()).collect();
         let bat_end = TABLE_OFFSET + bat.len() as u64;
-        let padding = vec![0xffu8; ((bat.len() as u64).div_ceil(512) * 512 - bat.len() as u64) as usize];
+        let padding =
+            vec![0xffu8; ((bat.len() as u64).div_ceil(512) * 512 - bat.len() as u64) as usize];
         let len = self.next + FOOTER_LEN as u64;
         let sink = &mut self.sink;
         sink.write_at(0, &footer)

@@ -210,21 +210,40 @@ mod tests {
         // Small disks use 17 sectors per track and at least 4 heads.
         assert_eq!(
             Geometry::for_size(10 << 20),
-            Geometry { cylinders: 301, heads: 4, sectors: 17 }
+            Geometry {
+                cylinders: 301,
+                heads: 4,
+                sectors: 17
+            }
         );
         // 1 GiB: 17 sectors would need more than 16 heads, so 63 sectors.
         assert_eq!(
             Geometry::for_size(1 << 30),
-            Geometry { cylinders: 2080, heads: 16, sectors: 63 }
+            Geometry {
+                cylinders: 2080,
+                heads: 16,
+                sectors: 63
+            }
         );
         // Past 65535*16*63 sectors: 255 sectors, 16 heads.
         assert_eq!(
             Geometry::for_size(127 << 30),
-            Geometry { cylinders: 65278, heads: 16, sectors: 255 }
+            Geometry {
+                cylinders: 65278,
+                heads: 16,
+                sectors: 255
+            }
         );
         // Larger disks saturate at the maximum.
         let max = Geometry::for_size(4 << 40);
-        assert_eq!(max, Geometry { cylinders: 65535, heads: 16, sectors: 255 });
+        assert_eq!(
+            max,
+            Geometry {
+                cylinders: 65535,
+                heads: 16,
+                sectors: 255
+            }
+        );
         assert_eq!(max.sectors(), MAX_GEOMETRY_SECTORS);
     }
 

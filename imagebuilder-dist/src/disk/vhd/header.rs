@@ -37,7 +37,9 @@ impl DynamicHeader {
     /// Parses a header, checking its cookie and checksum.
     pub(crate) fn parse(b: &[u8; HEADER_LEN]) -> Result<Self, String> {
         if &b[0..8] != COOKIE {
-            return Err("no dynamic disk header (cookie \"cxsparse\") where the footer points".into());
+            return Err(
+                "no dynamic disk header (cookie \"cxsparse\") where the footer points".into(),
+            );
         }
         let stored = be_u32(b, 36);
         let computed = checksum(b, 36);

@@ -11,6 +11,6 @@ mod header;
 mod reader;
 
 pub(crate) use dynamic::DynamicVhdWriter;
-pub(crate) use fixed::FixedVhdWriter;
 pub(crate) use dynamic::MAX_SIZE as MAX_DYNAMIC_SIZE;
+pub(crate) use fixed::FixedVhdWriter;
 pub(crate) use reader::open;

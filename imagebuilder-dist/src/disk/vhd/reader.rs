@@ -79,7 +79,10 @@ impl DynamicVhdReader {
     ) -> Result<Self, DiskError> {
         let invalid = |m: String| DiskError::invalid(path, m);
         let at = footer.data_offset;
-        if at < FOOTER_LEN as u64 || at.checked_add(HEADER_LEN as u64).is_none_or(|end| end > len)
+        if at < FOOTER_LEN as u64
+            || at
+                .checked_add(HEADER_LEN as u64)
+                .is_none_or(|end| end > len)
         {
             return Err(invalid(format!(
                 "dynamic header offset {at} is outside the file"
@@ -107,9 +110,7 @@ impl DynamicVhdReader {
             )));
         }
         let table = header.table_offset;
-        if table < FOOTER_LEN as u64
-            || table.checked_add(needed * 4).is_none_or(|end| end > len)
-        {
+        if table < FOOTER_LEN as u64 || table.checked_add(needed * 4).is_none_or(|end| end > len) {
             return Err(invalid(format!("BAT offset {table} is outside the file")));
         }
         let mut raw = vec![0u8; (needed * 4) as usize];
