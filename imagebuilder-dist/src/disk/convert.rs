@@ -51,6 +51,11 @@ pub fn convert(
                 e,
             )
         })?;
+        // Make the rename durable. A failure here is not reported: the output is complete
+        // and already under its name, and an error would claim it was not written.
+        if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
         Ok(converted)
     });
     if result.is_err() {
