@@ -2,9 +2,12 @@
 
 pub mod disk;
 mod local;
+mod publish;
 pub mod registry;
 pub mod store;
-mod vhd;
+mod targets;
 
 pub use local::LocalTargets;
-pub use vhd::VhdDistributor;
+pub use targets::{
+    GalleryDistributor, ManagedImageDistributor, ObjectStoreDistributor, VhdDistributor,
+};

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use disk_support::*;
 use imagebuilder_core::template::model::DiskFormat;
-use imagebuilder_dist::disk::{convert, sha256_file, Converted, OutputFormat};
+use imagebuilder_dist::disk::{convert, sha256_file, Converted, FormatLayout, OutputFormat};
 
 fn qemu_name(format: OutputFormat) -> &'static str {
     format.disk_format().qemu_name()

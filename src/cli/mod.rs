@@ -13,6 +13,8 @@ macro_rules! out {
 }
 
 mod build;
+mod convert;
+mod gallery_cmd;
 mod parameters;
 mod progress;
 mod run;
@@ -40,6 +42,10 @@ enum Command {
     Build(build::BuildArgs),
     /// Manage stored templates: create, list, show, patch, run, cancel, delete, outputs.
     Template(template_cmd::TemplateArgs),
+    /// Convert a disk image: qcow2, raw or VHD in; fixed VHD, dynamic VHD, qcow2 or raw out.
+    Convert(convert::ConvertArgs),
+    /// Make and inspect compute galleries: create, define, list, versions, show, delete-version.
+    Gallery(gallery_cmd::GalleryArgs),
 }
 
 /// How a command ended, as the process exit code; later variants are worse.
@@ -76,6 +82,11 @@ pub(crate) fn main() -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Build(args) => block_on(async move { build::run(&args).await }),
         Command::Template(args) => block_on(async move { template_cmd::run(&args).await }),
+        Command::Convert(args) => convert::run(&args).unwrap_or_else(|UsageError(message)| {
+            eprintln!("imagebuilder: {message}");
+            Outcome::UsageOrIo
+        }),
+        Command::Gallery(args) => block_on(async move { gallery_cmd::run(&args).await }),
     };
     outcome.into()
 }

@@ -7,8 +7,9 @@ use clap::{Args, ValueEnum};
 use imagebuilder::core::distribute::InMemoryTargets;
 use imagebuilder::core::engine::Engine;
 use imagebuilder::core::environment::Environment;
-use imagebuilder::core::source::{InMemoryImageStore, SourceResolver};
+use imagebuilder::core::source::SourceResolver;
 use imagebuilder::core::store::TemplateStore;
+use imagebuilder::dist::LocalTargets;
 use imagebuilder::drivers::mock::MockBuildHost;
 
 use super::UsageError;
@@ -99,17 +100,27 @@ pub(crate) enum AcceleratorArg {
 }
 
 impl EngineArgs {
+    /// The environment file's contents, or the embedded default.
+    pub(crate) fn environment(
+        &self,
+        state_dir: &std::path::Path,
+    ) -> Result<Environment, UsageError> {
+        match &self.env_file {
+            Some(path) => Environment::from_file(path)
+                .map_err(|e| UsageError(imagebuilder::core::error_chain(&e))),
+            None => Ok(Environment::embedded_default(state_dir)),
+        }
+    }
+
     /// The engine these arguments describe.
     pub(crate) fn engine(&self, state_dir: &std::path::Path) -> Result<Engine, UsageError> {
-        let environment = match &self.env_file {
-            Some(path) => Environment::from_file(path)
-                .map_err(|e| UsageError(imagebuilder::core::error_chain(&e)))?,
-            None => Environment::embedded_default(state_dir),
-        };
+        let environment = self.environment(state_dir)?;
+        let targets = LocalTargets::new(state_dir, environment.clone());
+        // Managed images and gallery versions built here serve later builds as sources.
         let source = SourceResolver::new(
             Arc::new(environment.catalog()),
-            Arc::new(InMemoryImageStore::new()),
-            Arc::new(InMemoryImageStore::new()),
+            Arc::new(targets.managed_images().clone()),
+            Arc::new(targets.galleries().clone()),
         );
         match self.host {
             HostKind::Mock => Ok(Engine::new(
@@ -117,7 +128,7 @@ impl EngineArgs {
                 Arc::new(source),
                 Arc::new(InMemoryTargets::new()),
             )),
-            HostKind::Qemu => qemu_engine(source, self),
+            HostKind::Qemu => qemu_engine(source, targets, self),
             HostKind::Libvirt => Err(UsageError(
                 "the libvirt host is not available yet (issue #6); use --host mock".into(),
             )),
@@ -126,7 +137,11 @@ impl EngineArgs {
 }
 
 #[cfg(feature = "qemu")]
-fn qemu_engine(source: SourceResolver, args: &EngineArgs) -> Result<Engine, UsageError> {
+fn qemu_engine(
+    source: SourceResolver,
+    targets: LocalTargets,
+    args: &EngineArgs,
+) -> Result<Engine, UsageError> {
     use imagebuilder::drivers::qemu::{Accelerator, QemuBuildHost, QemuConfig, VmShape};
     let mut config = QemuConfig::default().with_accelerator(match args.accelerator {
         AcceleratorArg::Auto => Accelerator::Auto,
@@ -139,12 +154,12 @@ fn qemu_engine(source: SourceResolver, args: &EngineArgs) -> Result<Engine, Usag
     Ok(Engine::new(
         Arc::new(QemuBuildHost::new(config)),
         Arc::new(source),
-        Arc::new(imagebuilder::dist::LocalTargets),
+        Arc::new(targets),
     ))
 }
 
 #[cfg(not(feature = "qemu"))]
-fn qemu_engine(_: SourceResolver, _: &EngineArgs) -> Result<Engine, UsageError> {
+fn qemu_engine(_: SourceResolver, _: LocalTargets, _: &EngineArgs) -> Result<Engine, UsageError> {
     Err(UsageError(
         "this build of imagebuilder lacks the 'qemu' feature".into(),
     ))

@@ -96,4 +96,15 @@ pub trait Distributor: Send + Sync {
 pub trait DistributorFactory: Send + Sync {
     /// The distributor for `spec`, or why there can be none.
     fn distributor(&self, spec: &DistributorSpec) -> Result<Arc<dyn Distributor>, DistributeError>;
+
+    /// The distributors for all the targets of one run, in order. The engine calls this once
+    /// per run, so distributors made together can share work, such as one read of the
+    /// capture for every target. The default makes each with
+    /// [`distributor`](DistributorFactory::distributor).
+    fn distributors(
+        &self,
+        specs: &[&DistributorSpec],
+    ) -> Vec<Result<Arc<dyn Distributor>, DistributeError>> {
+        specs.iter().map(|spec| self.distributor(spec)).collect()
+    }
 }

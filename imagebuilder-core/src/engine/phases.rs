@@ -17,7 +17,7 @@ use crate::host::{BuildVm, Capabilities, ProvisionOptions, VmPurpose};
 use crate::plan::{Target, Template};
 use crate::run::{RunOutput, RunSubState};
 use crate::source::BaseDisk;
-use crate::template::model::{HyperVGeneration, OnError, OsType};
+use crate::template::model::{DistributorSpec, HyperVGeneration, OnError, OsType};
 
 /// How a phase ended, as the driver turns it into a [`super::RunEvent`].
 pub(super) enum PhaseOutcome {
@@ -356,13 +356,23 @@ impl<'a> Run<'a> {
             progress: &progress,
         };
         let targets = self.template.targets();
+        // Made together, so they can share one read of the capture.
+        let specs: Vec<&DistributorSpec> = targets
+            .iter()
+            .filter_map(|target| match target {
+                Target::Spec(spec) => Some(spec),
+                Target::Custom(_) => None,
+            })
+            .collect();
+        let mut made = self.engine.distributors.distributors(&specs).into_iter();
         let jobs = targets.iter().map(|target| {
             let distributor: Result<Arc<dyn Distributor>, String> = match target {
-                Target::Spec(spec) => self
-                    .engine
-                    .distributors
-                    .distributor(spec)
-                    .map_err(|e| crate::error_chain(&e)),
+                Target::Spec(_) => match made.next() {
+                    Some(result) => result.map_err(|e| crate::error_chain(&e)),
+                    None => Err(
+                        "internal error: the distributor factory made too few distributors".into(),
+                    ),
+                },
                 Target::Custom(d) => Ok(d.clone()),
             };
             let (image, cx) = (&image, &cx);

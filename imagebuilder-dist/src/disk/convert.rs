@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 use super::raw::RawReader;
 use super::sink::hash_zeros;
 use super::{
-    open_reader, writer, ChunkData, DiskError, DiskReader, FileSink, HashingSink, OutputFormat,
-    OutputSink,
+    open_reader, writer, ChunkData, DiskError, DiskReader, FileSink, FormatLayout, HashingSink,
+    OutputFormat, OutputSink,
 };
 
 /// What [`convert`] wrote.

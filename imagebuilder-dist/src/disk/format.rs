@@ -1,8 +1,6 @@
 //! Choosing a reader for an input format and a writer for an output format.
 
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 
 use imagebuilder_core::template::model::DiskFormat;
 
@@ -56,63 +54,31 @@ pub fn detect_format(path: &Path) -> Result<DiskFormat, DiskError> {
     Ok(DiskFormat::Raw)
 }
 
-/// A format we write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutputFormat {
-    /// The disk byte for byte (`raw`); sparse where the disk is zero.
-    Raw,
-    /// qcow2 version 3 with 64 KiB clusters (`qcow2`).
-    Qcow2,
-    /// Fixed VHD as Azure takes it (`vhd`): size rounded up to a whole MiB, then the footer.
-    VhdFixed,
-    /// Dynamic VHD with 2 MiB blocks (`vhd-dynamic`).
-    VhdDynamic,
-}
+pub use imagebuilder_core::template::model::OutputFormat;
 
-impl OutputFormat {
-    /// Every format, in CLI order.
-    pub const ALL: [Self; 4] = [Self::Raw, Self::Qcow2, Self::VhdFixed, Self::VhdDynamic];
-
-    /// The CLI name: `raw`, `qcow2`, `vhd`, `vhd-dynamic`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Raw => "raw",
-            Self::Qcow2 => "qcow2",
-            Self::VhdFixed => "vhd",
-            Self::VhdDynamic => "vhd-dynamic",
-        }
-    }
-
-    /// The file extension, without the dot.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Self::Raw => "raw",
-            Self::Qcow2 => "qcow2",
-            Self::VhdFixed | Self::VhdDynamic => "vhd",
-        }
-    }
-
-    /// The format as a [`DiskFormat`], to read the output back.
-    pub fn disk_format(self) -> DiskFormat {
-        match self {
-            Self::Raw => DiskFormat::Raw,
-            Self::Qcow2 => DiskFormat::Qcow2,
-            Self::VhdFixed | Self::VhdDynamic => DiskFormat::Vhd,
-        }
-    }
-
+/// What a writer needs to know about an [`OutputFormat`] beyond its name.
+pub trait FormatLayout: Copy {
     /// Whether this format's writer writes in increasing offset order
     /// ([`DiskWriter::sequential`]), so it can stream to an upload or a [`HashingSink`].
     ///
     /// [`HashingSink`]: super::HashingSink
-    pub fn sequential(self) -> bool {
-        matches!(self, Self::Raw | Self::VhdFixed)
-    }
+    fn sequential(self) -> bool;
 
     /// The virtual size of this format's image of a `virtual_size`-byte disk: raw keeps it,
     /// fixed VHD rounds it up to a whole MiB (Azure's rule), qcow2 and dynamic VHD to a whole
     /// 512-byte sector (the unit qemu counts in; the VHD's `current_size` is then exact).
-    pub fn virtual_size(self, virtual_size: u64) -> u64 {
+    fn virtual_size(self, virtual_size: u64) -> u64;
+
+    /// The largest disk this format holds here.
+    fn max_virtual_size(self) -> u64;
+}
+
+impl FormatLayout for OutputFormat {
+    fn sequential(self) -> bool {
+        matches!(self, Self::Raw | Self::VhdFixed)
+    }
+
+    fn virtual_size(self, virtual_size: u64) -> u64 {
         match self {
             Self::Raw => virtual_size,
             Self::Qcow2 => Qcow2Writer::size_for(virtual_size),
@@ -121,35 +87,12 @@ impl OutputFormat {
         }
     }
 
-    /// The largest disk this format holds here.
-    pub fn max_virtual_size(self) -> u64 {
+    fn max_virtual_size(self) -> u64 {
         match self {
             Self::VhdDynamic => vhd::MAX_DYNAMIC_SIZE,
             // Our limit for reading, so that whatever we write we can read back.
             Self::Raw | Self::Qcow2 | Self::VhdFixed => super::MAX_VIRTUAL_SIZE,
         }
-    }
-}
-
-impl fmt::Display for OutputFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A name that is not one of [`OutputFormat`]'s.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown output format '{0}' (raw, qcow2, vhd, vhd-dynamic)")]
-pub struct UnknownOutputFormat(pub String);
-
-impl FromStr for OutputFormat {
-    type Err = UnknownOutputFormat;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| UnknownOutputFormat(s.to_owned()))
     }
 }
 
@@ -181,19 +124,6 @@ pub fn writer(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_round_trip() {
-        for format in OutputFormat::ALL {
-            assert_eq!(format.to_string().parse::<OutputFormat>(), Ok(format));
-        }
-        assert_eq!("vhd".parse(), Ok(OutputFormat::VhdFixed));
-        assert!("vpc"
-            .parse::<OutputFormat>()
-            .unwrap_err()
-            .to_string()
-            .contains("vpc"));
-    }
 
     #[test]
     fn sizes_round_as_each_format_needs() {

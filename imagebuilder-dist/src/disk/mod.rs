@@ -44,7 +44,7 @@ mod vhd;
 mod zero;
 
 pub use convert::{convert, sha256_file, Converted};
-pub use format::{detect_format, open_reader, writer, OutputFormat, UnknownOutputFormat};
+pub use format::{detect_format, open_reader, writer, FormatLayout, OutputFormat};
 pub use sink::{FileSink, HashingSink, Sha256Handle};
 
 /// The largest virtual size a reader accepts (64 TiB): a larger one is taken as a corrupt or

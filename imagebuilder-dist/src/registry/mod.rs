@@ -19,3 +19,13 @@ pub use ids::{DefinitionId, GalleryId, ManagedImageId, VersionTarget};
 pub use managed::{ManagedImageReservation, ManagedImageStore};
 pub use model::{Gallery, ImageDefinition, ManagedImage, OsState, Replica, VersionManifest};
 pub use version::{next_version, ImageVersion};
+
+/// The galleries of a state directory, in `STATE/galleries`.
+pub fn galleries_in(state_dir: &std::path::Path) -> GalleryStore {
+    GalleryStore::open(state_dir.join("galleries"))
+}
+
+/// The managed images of a state directory, in `STATE/managed-images`.
+pub fn managed_images_in(state_dir: &std::path::Path) -> ManagedImageStore {
+    ManagedImageStore::open(state_dir.join("managed-images"))
+}

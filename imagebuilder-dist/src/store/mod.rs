@@ -30,7 +30,7 @@ use std::sync::{Arc, OnceLock};
 use imagebuilder_core::artifacts::redact_uri;
 use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt as _};
 use tokio::runtime::Handle;
 
 use crate::disk::OutputSink;
@@ -122,6 +122,21 @@ pub fn open_store(url: &str) -> Result<(Arc<dyn ObjectStore>, StorePath), StoreE
 fn memory_store() -> Arc<dyn ObjectStore> {
     static STORE: OnceLock<Arc<InMemory>> = OnceLock::new();
     STORE.get_or_init(|| Arc::new(InMemory::new())).clone()
+}
+
+/// Deletes the object at `url`; one that does not exist is already deleted.
+///
+/// # Errors
+/// [`StoreError`] when the URL names no usable store or the store refuses.
+pub async fn delete_object(url: &str) -> Result<(), StoreError> {
+    let (store, path) = open_store(url)?;
+    match store.delete(&path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(StoreError::request(
+            format!("failed to delete {}", redact_uri(url)),
+            redact::source(e, url),
+        )),
+    }
 }
 
 /// The sink writing an output of about `len_hint` bytes to `url`.

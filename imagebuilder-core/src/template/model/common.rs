@@ -78,6 +78,9 @@ wire_enum! {
 }
 
 impl OutputFormat {
+    /// Every format, in the order the CLI lists them.
+    pub const ALL: [Self; 4] = [Self::Raw, Self::Qcow2, Self::VhdFixed, Self::VhdDynamic];
+
     /// The file extension for the format.
     pub fn extension(self) -> &'static str {
         match self {
@@ -94,6 +97,23 @@ impl OutputFormat {
             Self::Qcow2 => DiskFormat::Qcow2,
             Self::VhdFixed | Self::VhdDynamic => DiskFormat::Vhd,
         }
+    }
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+
+    /// The exact spelling: `raw`, `qcow2`, `vhd` or `vhd-dynamic`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.to_string() == text)
+            .ok_or_else(|| {
+                format!(
+                    "unknown output format '{text}'; expected one of {}",
+                    <Self as super::WireEnum>::expected()
+                )
+            })
     }
 }
 
