@@ -3,16 +3,17 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const GALLERY: &str = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/galleries/g1";
+const GALLERY: &str =
+    "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/galleries/g1";
 
+/// Runs the CLI in `dir`; `gallery` commands get `dir/state` as their state directory.
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imagebuilder"))
-        .args(args)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .current_dir(dir)
-        .output()
-        .unwrap()
+    let mut command = Command::new(env!("CARGO_BIN_EXE_imagebuilder"));
+    command.args(args).current_dir(dir);
+    if args[0] == "gallery" {
+        command.arg("--state-dir").arg(dir.join("state"));
+    }
+    command.output().unwrap()
 }
 
 fn text(out: &Output) -> String {
@@ -24,7 +25,9 @@ fn text(out: &Output) -> String {
 }
 
 fn fresh(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli_gallery").join(name);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("cli_gallery")
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -55,22 +58,44 @@ fn convert_writes_a_vhd_that_qemu_img_reads_as_the_same_disk() {
     let input = qcow2(&dir);
     let out = run(&dir, &["convert", "in.qcow2", "out.vhd", "--format", "vhd"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("out.vhd: vhd, virtual size 20971520 bytes"), "{}", text(&out));
+    assert!(
+        text(&out).contains("out.vhd: vhd, virtual size 20971520 bytes"),
+        "{}",
+        text(&out)
+    );
     let compare = Command::new("qemu-img")
         .args(["compare", "-f", "qcow2", "-F", "vpc"])
         .arg(&input)
         .arg(dir.join("out.vhd"))
         .output()
         .unwrap();
-    assert!(compare.status.success(), "{}", String::from_utf8_lossy(&compare.stdout));
-    assert_eq!(std::fs::metadata(dir.join("out.vhd")).unwrap().len(), (20 << 20) + 512);
+    assert!(
+        compare.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compare.stdout)
+    );
+    assert_eq!(
+        std::fs::metadata(dir.join("out.vhd")).unwrap().len(),
+        (20 << 20) + 512
+    );
 }
 
 #[test]
 fn convert_names_the_file_it_cannot_read() {
     let dir = fresh("convert-bad");
     std::fs::write(dir.join("plain.raw"), [1u8; 4096]).unwrap();
-    let out = run(&dir, &["convert", "plain.raw", "out.qcow2", "-O", "qcow2", "-f", "qcow2"]);
+    let out = run(
+        &dir,
+        &[
+            "convert",
+            "plain.raw",
+            "out.qcow2",
+            "-O",
+            "qcow2",
+            "-f",
+            "qcow2",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("plain.raw"), "{}", text(&out));
     assert!(!dir.join("out.qcow2").exists());
@@ -83,27 +108,75 @@ fn convert_names_the_file_it_cannot_read() {
 fn gallery_lifecycle_from_the_command_line() {
     let dir = fresh("lifecycle");
     let definition = format!("{GALLERY}/images/web");
-    let out = run(&dir, &["gallery", "define", &definition, "--publisher", "P", "--offer", "O", "--sku", "S"]);
+    let out = run(
+        &dir,
+        &[
+            "gallery",
+            "define",
+            &definition,
+            "--publisher",
+            "P",
+            "--offer",
+            "O",
+            "--sku",
+            "S",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("gallery create"), "{}", text(&out));
-    assert!(run(&dir, &["gallery", "create", GALLERY, "--location", "eastus"]).status.success());
+    assert!(run(
+        &dir,
+        &["gallery", "create", GALLERY, "--location", "eastus"]
+    )
+    .status
+    .success());
     let again = run(&dir, &["gallery", "create", GALLERY]);
     assert_eq!(again.status.code(), Some(2));
     assert!(text(&again).contains("already exists"), "{}", text(&again));
-    let out = run(&dir, &["gallery", "define", &definition, "--publisher", "P", "--offer", "O", "--sku", "S", "--hyper-v-generation", "V2"]);
+    let out = run(
+        &dir,
+        &[
+            "gallery",
+            "define",
+            &definition,
+            "--publisher",
+            "P",
+            "--offer",
+            "O",
+            "--sku",
+            "S",
+            "--hyper-v-generation",
+            "V2",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&run(&dir, &["gallery", "list"])).contains(GALLERY));
     assert!(text(&run(&dir, &["gallery", "list", GALLERY])).contains("P:O:S\tLinux\tV2"));
 
     qcow2(&dir);
     let publish = |extra: &[&str]| {
-        let mut args = vec!["gallery", "publish", "in.qcow2", "--format", "qcow2", "--gallery-image-id", &definition, "--region", "eastus", "--region", "westus"];
+        let mut args = vec![
+            "gallery",
+            "publish",
+            "in.qcow2",
+            "--format",
+            "qcow2",
+            "--gallery-image-id",
+            &definition,
+            "--region",
+            "eastus",
+            "--region",
+            "westus",
+        ];
         args.extend_from_slice(extra);
         run(&dir, &args)
     };
     let out = publish(&[]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{definition}/versions/1.0.0"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{definition}/versions/1.0.0")
+    );
     assert!(publish(&["--exclude-from-latest"]).status.success());
     let versions = text(&run(&dir, &["gallery", "versions", &definition]));
     let lines: Vec<&str> = versions.lines().collect();
@@ -111,19 +184,39 @@ fn gallery_lifecycle_from_the_command_line() {
     assert!(lines[0].starts_with("1.0.0\t") && lines[0].ends_with("eastus,westus"));
     assert!(lines[1].starts_with("1.0.1\t") && lines[1].ends_with("(excluded from latest)"));
 
-    let shown = run(&dir, &["gallery", "show", &format!("{definition}/versions/1.0.0")]);
+    let shown = run(
+        &dir,
+        &["gallery", "show", &format!("{definition}/versions/1.0.0")],
+    );
     let manifest: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
     let replica = manifest["replicas"][1]["uri"].as_str().unwrap().to_owned();
     let replica = PathBuf::from(replica.strip_prefix("file://").unwrap());
-    assert!(replica.starts_with(dir.join("state/regions/westus")), "{}", replica.display());
+    assert!(
+        replica.starts_with(dir.join("state/regions/westus")),
+        "{}",
+        replica.display()
+    );
     assert!(replica.exists());
 
-    let deleted = run(&dir, &["gallery", "delete-version", &format!("{definition}/versions/1.0.0")]);
+    let deleted = run(
+        &dir,
+        &[
+            "gallery",
+            "delete-version",
+            &format!("{definition}/versions/1.0.0"),
+        ],
+    );
     assert!(deleted.status.success(), "{}", text(&deleted));
     assert!(!replica.exists(), "the replicas go with the version");
     let versions = text(&run(&dir, &["gallery", "versions", &definition]));
-    assert!(versions.starts_with("1.0.1\t") && versions.lines().count() == 1, "{versions}");
-    let missing = run(&dir, &["gallery", "show", &format!("{definition}/versions/1.0.0")]);
+    assert!(
+        versions.starts_with("1.0.1\t") && versions.lines().count() == 1,
+        "{versions}"
+    );
+    let missing = run(
+        &dir,
+        &["gallery", "show", &format!("{definition}/versions/1.0.0")],
+    );
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing).contains("does not exist"));
 }
