@@ -77,12 +77,20 @@ pub const REGION_PLACEHOLDER: &str = "{region}";
 
 /// A region the environment has no object store for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("region '{region}' has no object store in the environment; known regions: {}", if known.is_empty() { "none".to_owned() } else { known.join(", ") })]
+#[error("region '{region}' {reason}; known regions: {}", if known.is_empty() { "none".to_owned() } else { known.join(", ") })]
 pub struct UnknownRegion {
     /// The region asked for.
     pub region: String,
+    /// Why it has no store.
+    pub reason: String,
     /// The regions the environment lists.
     pub known: Vec<String>,
+}
+
+/// `file://` URL of a directory, ending in `/`, with unusual characters escaped.
+fn directory_url(dir: &Path) -> String {
+    url::Url::from_directory_path(dir)
+        .map_or_else(|()| format!("file://{}/", dir.display()), String::from)
 }
 
 /// An environment file could not be used.
@@ -134,8 +142,8 @@ impl Environment {
             regions: BTreeMap::from([(
                 ANY_REGION.to_owned(),
                 format!(
-                    "file://{}/{REGION_PLACEHOLDER}",
-                    state_dir.join("regions").display()
+                    "{}{REGION_PLACEHOLDER}",
+                    directory_url(&state_dir.join("regions"))
                 ),
             )]),
         }
@@ -161,27 +169,37 @@ impl Environment {
         if let Some((_, url)) = self
             .regions
             .iter()
-            .find(|(region, _)| region.eq_ignore_ascii_case(name))
+            .find(|(region, _)| *region != ANY_REGION && region.eq_ignore_ascii_case(name))
         {
             return Ok(url.clone());
         }
-        let wildcard = self.regions.get(ANY_REGION);
+        let known = || {
+            self.regions
+                .keys()
+                .filter(|k| *k != ANY_REGION)
+                .cloned()
+                .collect()
+        };
+        let Some(wildcard) = self.regions.get(ANY_REGION) else {
+            return Err(UnknownRegion {
+                region: name.to_owned(),
+                reason: "has no object store in the environment".to_owned(),
+                known: known(),
+            });
+        };
+        // The name becomes part of a URL or path: only what region names are made of.
         let usable = !name.is_empty()
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        match wildcard {
-            Some(url) if usable => Ok(url.replace(REGION_PLACEHOLDER, &name.to_ascii_lowercase())),
-            _ => Err(UnknownRegion {
+        if !usable {
+            return Err(UnknownRegion {
                 region: name.to_owned(),
-                known: self
-                    .regions
-                    .keys()
-                    .filter(|k| *k != ANY_REGION)
-                    .cloned()
-                    .collect(),
-            }),
+                reason: "is not a region name (letters, digits, '-' and '_')".to_owned(),
+                known: known(),
+            });
         }
+        Ok(wildcard.replace(REGION_PLACEHOLDER, &name.to_ascii_lowercase()))
     }
 
     /// The platform image catalog this environment describes.
@@ -251,7 +269,13 @@ mod tests {
             env.region_store("WestEurope").unwrap(),
             "file:///state/regions/westeurope"
         );
-        assert!(env.region_store("../etc").is_err());
+        let err = env.region_store("../etc").unwrap_err().to_string();
+        assert!(err.contains("is not a region name"), "{err}");
+        assert!(env
+            .region_store("*")
+            .unwrap_err()
+            .to_string()
+            .contains("not a region name"));
         env.regions = BTreeMap::from([("eastus".to_owned(), "s3://east/images".to_owned())]);
         assert_eq!(env.region_store("EastUS").unwrap(), "s3://east/images");
         let err = env.region_store("westus").unwrap_err().to_string();

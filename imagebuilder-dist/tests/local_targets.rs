@@ -471,3 +471,56 @@ async fn regions_in_two_stores_and_a_page_blob_vhd() {
         "the account key never shows"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_that_cannot_be_written_takes_the_other_replicas_with_it() {
+    let w = world("region-fails", BTreeMap::new());
+    let regions = BTreeMap::from([
+        (
+            "eastus".to_owned(),
+            format!("file://{}/regions/eastus", w.dir.display()),
+        ),
+        // A path under a file: nothing can be created there.
+        ("westus".to_owned(), "file:///dev/null/westus".to_owned()),
+        (
+            "northeurope".to_owned(),
+            format!("file://{}/regions/northeurope", w.dir.display()),
+        ),
+    ]);
+    let environment = Environment {
+        state_dir: None,
+        platform_images: Vec::new(),
+        regions,
+    };
+    let targets = LocalTargets::with_registries(
+        environment,
+        w.targets.galleries().clone(),
+        w.targets.managed_images().clone(),
+    );
+    let w = World { targets, ..w };
+    let specs = every_kind(&w.dir);
+    let results = distribute(&w, &specs[2..3]).await;
+    let err = results[0].as_ref().unwrap_err();
+    assert!(
+        err.contains("to region westus"),
+        "the failing region is named: {err}"
+    );
+    assert!(
+        !err.contains("canceled"),
+        "the cause, not the cancel it caused: {err}"
+    );
+    assert!(w
+        .targets
+        .galleries()
+        .versions(&format!("{GALLERY}/images/web"))
+        .unwrap()
+        .is_empty());
+    let replicas: Vec<_> = walk(&w.dir.join("regions"))
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(
+        replicas.is_empty(),
+        "no replica outlives a failed version: {replicas:?}"
+    );
+}

@@ -346,3 +346,81 @@ async fn managed_images_are_never_replaced_and_serve_sources() {
     assert!(ImageStore::versions(&store, id).await.unwrap().is_empty());
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn concurrent_publishers_never_share_a_number() {
+    let root = temp_root("race");
+    let store = gallery_with_definition(&root);
+    let id = definition_id();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, id) = (store.clone(), id.clone());
+            std::thread::spawn(move || {
+                (0..25)
+                    .map(|_| publish(&store, &id, Versioning::Latest { major: -1 }, false))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut versions: Vec<String> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    versions.sort();
+    versions.dedup();
+    assert_eq!(versions.len(), 100, "every publish got its own number");
+    assert_eq!(store.versions(&id).unwrap().len(), 100);
+    let pending = std::fs::read_dir(root.join("s1/rg/g1/images/debian/versions"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".pending")
+        })
+        .count();
+    assert_eq!(pending, 0, "no reservation outlives its publisher");
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn concurrent_makers_of_one_managed_image_make_it_once() {
+    let root = temp_root("managed-race");
+    let store = ManagedImageStore::open(&root);
+    for round in 0..30 {
+        let id = format!(
+            "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/images/img{round}"
+        );
+        let made: usize = (0..4)
+            .map(|_| {
+                let (store, id) = (store.clone(), id.clone());
+                std::thread::spawn(move || {
+                    let Ok(reservation) = store.reserve(&id) else {
+                        return 0;
+                    };
+                    let image = ManagedImage {
+                        id: String::new(),
+                        location: "eastus".into(),
+                        os_type: OsType::Linux,
+                        hyper_v_generation: HyperVGeneration::V1,
+                        security_type: SecurityType::Standard,
+                        uri: "file:///x".into(),
+                        format: DiskFormat::Qcow2,
+                        sha256: "c".repeat(64),
+                        size: 1,
+                        virtual_size: 1,
+                        tags: BTreeMap::new(),
+                        created: String::new(),
+                    };
+                    usize::from(reservation.commit(image).is_ok())
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(made, 1, "round {round}: exactly one maker wins");
+    }
+    let _ = std::fs::remove_dir_all(root);
+}

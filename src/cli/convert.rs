@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use imagebuilder::dist::disk::convert;
-use imagebuilder::template::model::{DiskFormat, OutputFormat};
+use imagebuilder::template::model::OutputFormat;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::setup::DiskFormatArg;
 use super::{Outcome, UsageError};
 
 /// Arguments of `imagebuilder convert`.
@@ -21,8 +22,8 @@ pub(crate) struct ConvertArgs {
     #[arg(long, short = 'O', value_enum)]
     format: OutputArg,
     /// Format of the input (named, never guessed from its contents).
-    #[arg(long, short = 'f', value_enum, default_value_t = InputArg::Qcow2)]
-    input_format: InputArg,
+    #[arg(long, short = 'f', value_enum, default_value_t = DiskFormatArg::Qcow2)]
+    input_format: DiskFormatArg,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -37,13 +38,6 @@ enum OutputArg {
     Raw,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum InputArg {
-    Raw,
-    Qcow2,
-    Vhd,
-}
-
 pub(crate) fn run(args: &ConvertArgs) -> Result<Outcome, UsageError> {
     let format = match args.format {
         OutputArg::Vhd => OutputFormat::VhdFixed,
@@ -51,11 +45,7 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<Outcome, UsageError> {
         OutputArg::Qcow2 => OutputFormat::Qcow2,
         OutputArg::Raw => OutputFormat::Raw,
     };
-    let input_format = match args.input_format {
-        InputArg::Raw => DiskFormat::Raw,
-        InputArg::Qcow2 => DiskFormat::Qcow2,
-        InputArg::Vhd => DiskFormat::Vhd,
-    };
+    let input_format = args.input_format.into();
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(0)
     } else {

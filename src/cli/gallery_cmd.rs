@@ -7,18 +7,18 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
 use imagebuilder::core::distribute::{CapturedImage, DistributeContext, DistributorFactory};
-use imagebuilder::core::environment::Environment;
 use imagebuilder::dist::registry::{
     galleries_in, GalleryStore, ImageDefinition, OsState, RegistryError, VersionTarget,
 };
 use imagebuilder::dist::LocalTargets;
 use imagebuilder::template::model::{
-    DiskFormat, DistributorSpec, SharedImageTarget, StorageAccountType, TargetRegion, Versioning,
+    DistributorSpec, SharedImageTarget, StorageAccountType, TargetRegion, Versioning,
 };
 use imagebuilder::template::model::{HyperVGeneration, OsType, SecurityType};
+use imagebuilder::template::rules::is_date_or_time;
 use serde::Serialize;
 
-use super::setup::StateArgs;
+use super::setup::{DiskFormatArg, EnvArgs, StateArgs};
 use super::{Outcome, UsageError};
 
 /// Arguments of `imagebuilder gallery`.
@@ -86,24 +86,24 @@ struct PublishArgs {
     #[arg(long = "region", value_name = "REGION")]
     regions: Vec<String>,
     /// With an automatic version: stay within this major version.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i64::from(i32::MAX)))]
     major: Option<u32>,
     /// Keep the version from becoming `latest`.
     #[arg(long)]
     exclude_from_latest: bool,
-    /// When the version stops being supported (YYYY-MM-DD).
-    #[arg(long)]
+    /// When the version stops being supported (YYYY-MM-DD or an RFC 3339 time).
+    #[arg(long, value_parser = date_or_time)]
     end_of_life_date: Option<String>,
-    /// Environment file mapping regions to object stores (default: the embedded one).
-    #[arg(long = "env", value_name = "FILE")]
-    env_file: Option<PathBuf>,
+    #[command(flatten)]
+    env: EnvArgs,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum DiskFormatArg {
-    Raw,
-    Qcow2,
-    Vhd,
+fn date_or_time(text: &str) -> Result<String, String> {
+    if is_date_or_time(text) {
+        Ok(text.to_owned())
+    } else {
+        Err("expected YYYY-MM-DD or an RFC 3339 time".to_owned())
+    }
 }
 
 /// `gallery define`.
@@ -286,9 +286,11 @@ fn show(galleries: &GalleryStore, id: &str) -> Result<(), RegistryError> {
 }
 
 async fn delete_version(galleries: &GalleryStore, version_id: &str) -> Result<Outcome, UsageError> {
-    let manifest = galleries
+    // Holds the version's number until its replicas are gone.
+    let removed = galleries
         .delete_version(version_id)
         .map_err(|e| UsageError(imagebuilder::core::error_chain(&e)))?;
+    let manifest = &removed.manifest;
     let mut outcome = Outcome::Success;
     for replica in &manifest.replicas {
         if let Err(e) = imagebuilder::dist::store::delete_object(&replica.uri).await {
@@ -306,10 +308,7 @@ async fn delete_version(galleries: &GalleryStore, version_id: &str) -> Result<Ou
 /// Publishes a disk through the same distributor a `SharedImage` target uses.
 async fn publish_disk(state_dir: &Path, args: &PublishArgs) -> Result<Outcome, UsageError> {
     let usage = |e: &dyn std::error::Error| UsageError(imagebuilder::core::error_chain(e));
-    let environment = match &args.env_file {
-        Some(path) => Environment::from_file(path).map_err(|e| usage(&e))?,
-        None => Environment::embedded_default(state_dir),
-    };
+    let environment = args.env.environment(state_dir)?;
     let targets = LocalTargets::new(state_dir, environment);
     let target = VersionTarget::parse(&args.gallery_image_id).map_err(|e| usage(&e))?;
     // The image takes the definition's facts: a disk file does not say them.
@@ -317,11 +316,7 @@ async fn publish_disk(state_dir: &Path, args: &PublishArgs) -> Result<Outcome, U
         .galleries()
         .definition(&target.definition().to_string())
         .map_err(|e| usage(&e))?;
-    let format = match args.format {
-        DiskFormatArg::Raw => DiskFormat::Raw,
-        DiskFormatArg::Qcow2 => DiskFormat::Qcow2,
-        DiskFormatArg::Vhd => DiskFormat::Vhd,
-    };
+    let format = args.format.into();
     let disk = args.disk.clone();
     let facts = tokio::task::spawn_blocking(move || -> Result<(u64, u64, String), String> {
         let reader = imagebuilder::dist::disk::open_reader(&disk, format)

@@ -64,12 +64,54 @@ impl StateArgs {
     }
 }
 
-/// `--env` and `--host`.
+/// `--env`.
 #[derive(Debug, Args)]
-pub(crate) struct EngineArgs {
+pub(crate) struct EnvArgs {
     /// Environment file mapping Azure names to local resources (default: the embedded one).
     #[arg(long = "env", value_name = "FILE")]
     env_file: Option<PathBuf>,
+}
+
+impl EnvArgs {
+    /// The environment file's contents, or the embedded default.
+    pub(crate) fn environment(
+        &self,
+        state_dir: &std::path::Path,
+    ) -> Result<Environment, UsageError> {
+        match &self.env_file {
+            Some(path) => Environment::from_file(path)
+                .map_err(|e| UsageError(imagebuilder::core::error_chain(&e))),
+            None => Ok(Environment::embedded_default(state_dir)),
+        }
+    }
+}
+
+/// A disk image's format, named on the command line (never guessed from an untrusted file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DiskFormatArg {
+    /// A plain byte-for-byte disk.
+    Raw,
+    /// qcow2.
+    Qcow2,
+    /// VHD, fixed or dynamic.
+    Vhd,
+}
+
+impl From<DiskFormatArg> for imagebuilder::template::model::DiskFormat {
+    fn from(format: DiskFormatArg) -> Self {
+        match format {
+            DiskFormatArg::Raw => Self::Raw,
+            DiskFormatArg::Qcow2 => Self::Qcow2,
+            DiskFormatArg::Vhd => Self::Vhd,
+        }
+    }
+}
+
+/// `--env` and `--host`.
+#[derive(Debug, Args)]
+pub(crate) struct EngineArgs {
+    #[command(flatten)]
+    env: EnvArgs,
 
     /// Build host.
     #[arg(long, value_enum, default_value_t = HostKind::default())]
@@ -100,21 +142,9 @@ pub(crate) enum AcceleratorArg {
 }
 
 impl EngineArgs {
-    /// The environment file's contents, or the embedded default.
-    pub(crate) fn environment(
-        &self,
-        state_dir: &std::path::Path,
-    ) -> Result<Environment, UsageError> {
-        match &self.env_file {
-            Some(path) => Environment::from_file(path)
-                .map_err(|e| UsageError(imagebuilder::core::error_chain(&e))),
-            None => Ok(Environment::embedded_default(state_dir)),
-        }
-    }
-
     /// The engine these arguments describe.
     pub(crate) fn engine(&self, state_dir: &std::path::Path) -> Result<Engine, UsageError> {
-        let environment = self.environment(state_dir)?;
+        let environment = self.env.environment(state_dir)?;
         let targets = LocalTargets::new(state_dir, environment.clone());
         // Managed images and gallery versions built here serve later builds as sources.
         let source = SourceResolver::new(

@@ -58,6 +58,54 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), S
     write_atomic(path, &bytes)
 }
 
+/// Serializes `value` as pretty JSON into a new file at `path`, complete or not at all.
+/// Returns `Ok(false)`, writing nothing, when `path` exists already: two writers racing for
+/// one name never replace each other's file.
+pub fn write_json_new<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<bool, StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| StoreError::io("serialize", path, std::io::Error::other(e)))?;
+    bytes.push(b'\n');
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", unique_suffix()));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| StoreError::io("create", &tmp, e))?;
+        file.write_all(&bytes)
+            .map_err(|e| StoreError::io("write", &tmp, e))?;
+        file.sync_all()
+            .map_err(|e| StoreError::io("sync", &tmp, e))?;
+        // A hard link, unlike a rename, fails when the name is taken.
+        match fs::hard_link(&tmp, path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(StoreError::io("link into place", path, e)),
+        }
+    })();
+    let _ = fs::remove_file(&tmp);
+    let created = result?;
+    sync_dir(dir)?;
+    Ok(created)
+}
+
+/// The entries of `dir`, none when it does not exist.
+pub fn read_dir_entries(dir: &Path) -> Result<Vec<fs::DirEntry>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("list", dir, e)),
+    };
+    entries
+        .map(|entry| entry.map_err(|e| StoreError::io("list", dir, e)))
+        .collect()
+}
+
 /// Reads a file; `Ok(None)` when it does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
     match fs::read(path) {

@@ -46,6 +46,39 @@ impl FileLock {
         Self::try_acquire(path, Mode::Shared)
     }
 
+    /// Whether the locked file is still the one at `path`. A lock file that another holder
+    /// removed (and someone recreated) no longer excludes anyone; lock again when this says
+    /// `false`.
+    pub fn is_at(&self, path: &Path) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            match (self._file.metadata(), std::fs::metadata(path)) {
+                (Ok(held), Ok(there)) => held.dev() == there.dev() && held.ino() == there.ino(),
+                _ => false,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            path.exists()
+        }
+    }
+
+    /// Whether someone holds an exclusive lock on the existing file `path`; a missing file is
+    /// held by nobody (and is not created).
+    pub fn is_held(path: &Path) -> Result<bool, StoreError> {
+        let file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::io("open lock file", path, e)),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(false),
+            Err(TryLockError::WouldBlock) => Ok(true),
+            Err(TryLockError::Error(e)) => Err(StoreError::io("lock", path, e)),
+        }
+    }
+
     fn open(path: &Path) -> Result<File, StoreError> {
         OpenOptions::new()
             .read(true)

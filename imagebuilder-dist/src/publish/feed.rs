@@ -100,7 +100,7 @@ impl SharedCapture {
             let senders = std::mem::take(&mut state.senders);
             if let Some(image) = state.image.clone() {
                 let reads = self.reads.clone();
-                std::thread::spawn(move || broadcast(&image, senders, &reads));
+                std::thread::spawn(move || broadcast_or_report_panic(&image, senders, &reads));
             }
         }
     }
@@ -121,6 +121,30 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.settled {
             self.shared.settle(None);
+        }
+    }
+}
+
+/// [`broadcast`], telling every feed why if the reader panics.
+fn broadcast_or_report_panic(
+    image: &CapturedImage,
+    senders: Vec<SyncSender<FeedItem>>,
+    reads: &AtomicU64,
+) {
+    let spare = senders.clone();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        broadcast(image, senders, reads);
+    }));
+    if let Err(panic) = outcome {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        for sender in spare {
+            let _ = sender.try_send(FeedItem::Failed(format!(
+                "internal error: the capture reader panicked: {message}"
+            )));
         }
     }
 }

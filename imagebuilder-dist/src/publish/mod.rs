@@ -4,16 +4,17 @@
 mod feed;
 mod output;
 
+use std::any::Any;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
 use imagebuilder_core::distribute::{CapturedImage, DistributeContext};
 use imagebuilder_core::template::model::OutputFormat;
 
 pub(crate) use feed::{Feed, SharedCapture, Ticket};
-pub(crate) use output::{Destination, Written};
+pub(crate) use output::{remove_outputs, Destination, Written, CANCELED};
 
 use output::{write_output, OutputJob};
 
@@ -40,47 +41,78 @@ impl Drop for CancelOnDrop {
 }
 
 /// Writes `outputs` of `image` concurrently, reporting progress as the slowest one's, and
-/// returns each one's result in order. Dropping the future stops the writers, which remove
-/// what they wrote.
+/// returns each one's result in order. The first failure stops the others (they report
+/// "canceled"). `hold` (a reservation, say) is kept alive by every writer: dropping the
+/// future stops the writers, which remove what they wrote, and only then is `hold` released.
 pub(crate) async fn write_all(
     outputs: Vec<Output>,
     image: &CapturedImage,
     run_output_name: &str,
     cx: &DistributeContext<'_>,
+    hold: Arc<dyn Any + Send + Sync>,
 ) -> Vec<Result<Written, String>> {
     let cancel = Arc::new(AtomicBool::new(false));
     let _stop = CancelOnDrop(cancel.clone());
     let handle = tokio::runtime::Handle::current();
     let counters: Vec<Arc<AtomicU64>> = outputs.iter().map(|_| Arc::default()).collect();
-    let tasks = outputs.into_iter().zip(&counters).map(|(output, counter)| {
-        let counter = counter.clone();
-        let job = OutputJob {
-            feed: output.feed,
-            format: output.format,
-            virtual_size: image.virtual_size,
-            destination: output.destination,
-            spool_dir: cx.staging_dir.join("spool"),
-            cancel: cancel.clone(),
-            progress: Box::new(move |done| counter.store(done, Ordering::Relaxed)),
-            handle: handle.clone(),
-        };
-        tokio::task::spawn_blocking(move || write_output(job))
-    });
-    let all = join_all(tasks);
-    tokio::pin!(all);
+    let mut tasks: FuturesUnordered<_> = outputs
+        .into_iter()
+        .zip(&counters)
+        .enumerate()
+        .map(|(index, (output, counter))| {
+            let counter = counter.clone();
+            let job = OutputJob {
+                feed: output.feed,
+                format: output.format,
+                virtual_size: image.virtual_size,
+                destination: output.destination,
+                spool_dir: cx.staging_dir.join("spool"),
+                cancel: cancel.clone(),
+                progress: Box::new(move |done| counter.store(done, Ordering::Relaxed)),
+                handle: handle.clone(),
+                _hold: hold.clone(),
+            };
+            let task = tokio::task::spawn_blocking(move || write_output(job));
+            async move { (index, task.await) }
+        })
+        .collect();
+    drop(hold);
     let total = image.virtual_size;
-    let results = loop {
+    let mut results: Vec<Option<Result<Written, String>>> = counters.iter().map(|_| None).collect();
+    let mut ticker = tokio::time::interval(PROGRESS_EVERY);
+    loop {
         tokio::select! {
-            results = &mut all => break results,
-            () = tokio::time::sleep(PROGRESS_EVERY) => {
+            next = tasks.next() => {
+                let Some((index, joined)) = next else { break };
+                let result = joined.unwrap_or_else(|e| Err(format!("the writer stopped: {e}")));
+                if result.is_err() {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                results[index] = Some(result);
+            }
+            _ = ticker.tick() => {
                 let done = counters.iter().map(|c| c.load(Ordering::Relaxed)).min().unwrap_or(0);
                 cx.progress.bytes(run_output_name, done, total);
             }
         }
-    };
-    cx.progress.bytes(run_output_name, total, total);
-    results
+    }
+    let results: Vec<Result<Written, String>> = results
         .into_iter()
-        .map(|joined| joined.unwrap_or_else(|e| Err(format!("the writer stopped: {e}"))))
-        .collect()
+        .map(|r| r.unwrap_or_else(|| Err("internal error: a writer did not report".into())))
+        .collect();
+    if results.iter().all(Result::is_ok) {
+        cx.progress.bytes(run_output_name, total, total);
+    }
+    results
+}
+
+/// [`write_all`] for a distributor with one output.
+pub(crate) async fn write_one(
+    output: Output,
+    image: &CapturedImage,
+    run_output_name: &str,
+    cx: &DistributeContext<'_>,
+) -> Result<Written, String> {
+    let mut results = write_all(vec![output], image, run_output_name, cx, Arc::new(())).await;
+    results.remove(0)
 }

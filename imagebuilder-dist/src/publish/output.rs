@@ -1,8 +1,10 @@
 //! Writing one output from a feed: a local file, or an object in any store.
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use imagebuilder_core::error_chain;
 use imagebuilder_core::store::fsio::unique_suffix;
@@ -13,7 +15,10 @@ use super::feed::{Feed, FeedItem};
 use crate::disk::{
     sha256_file, writer, DiskWriter, FileSink, FormatLayout, HashingSink, OutputSink,
 };
-use crate::store::{sink_for, upload_file};
+use crate::store::{delete_object, sink_for, upload_file};
+
+/// What a writer stopped by its cancel flag reports.
+pub(crate) const CANCELED: &str = "canceled";
 
 /// Where an output goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,10 +55,11 @@ impl Destination {
         }
     }
 
-    /// The URI a run output reports.
+    /// The URI a run output reports (a URL's query, which may hold a SAS, redacted).
     pub(crate) fn uri(&self) -> String {
         match self {
-            Self::File(path) => format!("file://{}", path.display()),
+            Self::File(path) => url::Url::from_file_path(path)
+                .map_or_else(|()| format!("file://{}", path.display()), String::from),
             Self::Url { url, .. } => imagebuilder_core::artifacts::redact_uri(url),
         }
     }
@@ -87,6 +93,52 @@ pub(crate) struct OutputJob {
     pub(crate) progress: Box<dyn FnMut(u64) + Send>,
     /// The runtime uploads run on.
     pub(crate) handle: Handle,
+    /// Kept alive until the writer is done (a reservation the output depends on).
+    pub(crate) _hold: Arc<dyn Any + Send + Sync>,
+}
+
+/// A file removed on drop unless kept: no temporary file outlives an error or a panic.
+struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    fn new(path: PathBuf) -> Self {
+        Self(Some(path))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// Moves the file to `target`; it is no longer temporary.
+    fn persist(mut self, target: &Path) -> std::io::Result<()> {
+        let path = self.0.take().unwrap_or_default();
+        std::fs::rename(&path, target).inspect_err(|_| {
+            let _ = std::fs::remove_file(&path);
+        })
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Deletes what earlier outputs of a distribution that failed as a whole published; best
+/// effort (a leftover replica without a manifest is invisible, and replaced by a rerun).
+pub(crate) async fn remove_outputs(destinations: &[Destination]) {
+    for destination in destinations {
+        match destination {
+            Destination::File(path) => {
+                let _ = tokio::fs::remove_file(path).await;
+            }
+            Destination::Url { url, .. } => {
+                let _ = delete_object(url).await;
+            }
+        }
+    }
 }
 
 /// Writes one output; blocking. Nothing is left under the destination's name on failure.
@@ -94,6 +146,8 @@ pub(crate) struct OutputJob {
 /// # Errors
 /// A message saying what failed.
 pub(crate) fn write_output(job: OutputJob) -> Result<Written, String> {
+    // Held to the very end, past the rename or upload that publishes the output.
+    let _hold = job._hold.clone();
     match job.destination.clone() {
         Destination::File(path) => write_file(job, &path),
         Destination::Url { url, page_blob } if job.format.sequential() => {
@@ -119,16 +173,16 @@ fn write_file(job: OutputJob, path: &Path) -> Result<Written, String> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let partial = dir.join(format!(".{name}.{}.partial", unique_suffix()));
-    let result = write_local(job, &partial).and_then(|written| {
-        std::fs::rename(&partial, path)
-            .map_err(|e| format!("move the output to {}: {e}", path.display()))?;
-        Ok(written)
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&partial);
+    let partial = TempFile::new(dir.join(format!(".{name}.{}.partial", unique_suffix())));
+    let cancel = job.cancel.clone();
+    let written = write_local(job, partial.path())?;
+    if cancel.load(Ordering::Relaxed) {
+        return Err(CANCELED.to_owned());
     }
-    result
+    partial
+        .persist(path)
+        .map_err(|e| format!("move the output to {}: {e}", path.display()))?;
+    Ok(written)
 }
 
 /// Writes to a local file, hashing as it goes when the format streams, else after.
@@ -162,20 +216,23 @@ fn stream_to_url(job: OutputJob, url: &str, page_blob: bool) -> Result<Written, 
 fn spool_then_upload(job: OutputJob, url: &str) -> Result<Written, String> {
     std::fs::create_dir_all(&job.spool_dir)
         .map_err(|e| format!("create {}: {e}", job.spool_dir.display()))?;
-    let spool = job.spool_dir.join(format!("spool.{}", unique_suffix()));
-    let handle = job.handle.clone();
-    let cancel = job.cancel.clone();
-    let result = write_local(job, &spool).and_then(|written| {
-        if cancel.load(Ordering::Relaxed) {
-            return Err("canceled".to_owned());
+    let spool = TempFile::new(job.spool_dir.join(format!("spool.{}", unique_suffix())));
+    let (handle, cancel) = (job.handle.clone(), job.cancel.clone());
+    let written = write_local(job, spool.path())?;
+    handle.block_on(async {
+        tokio::select! {
+            uploaded = upload_file(spool.path(), url, |_| {}) => uploaded.map_err(|e| error_chain(&e)),
+            () = canceled(&cancel) => Err(CANCELED.to_owned()),
         }
-        handle
-            .block_on(upload_file(&spool, url, |_| {}))
-            .map_err(|e| error_chain(&e))?;
-        Ok(written)
-    });
-    let _ = std::fs::remove_file(&spool);
-    result
+    })?;
+    Ok(written)
+}
+
+/// Resolves once `flag` is set (dropping the upload it races aborts it).
+async fn canceled(flag: &AtomicBool) {
+    while !flag.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Feeds every chunk to a writer of the job's format on `sink`; returns the output's size.
@@ -184,7 +241,7 @@ fn pump(mut job: OutputJob, sink: Box<dyn OutputSink>) -> Result<u64, String> {
         writer(job.format, job.virtual_size, sink).map_err(|e| error_chain(&e))?;
     loop {
         if job.cancel.load(Ordering::Relaxed) {
-            return Err("canceled".to_owned());
+            return Err(CANCELED.to_owned());
         }
         match job.feed.recv() {
             Ok(FeedItem::Chunk(chunk)) => {

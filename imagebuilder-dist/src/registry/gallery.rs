@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use imagebuilder_core::source::{BaseDisk, CatalogEntry, ImageStore};
-use imagebuilder_core::store::fsio::{create_dir_all, read_json, read_optional, write_json};
+use imagebuilder_core::store::fsio::{
+    create_dir_all, read_dir_entries, read_json, read_optional, sync_dir, write_json,
+    write_json_new,
+};
 use imagebuilder_core::store::lock::FileLock;
 use imagebuilder_core::store::StoreError;
 use imagebuilder_core::template::model::{
@@ -27,6 +30,7 @@ use imagebuilder_core::template::model::{
 use super::ids::{DefinitionId, GalleryId, VersionTarget};
 use super::model::{Gallery, ImageDefinition, Replica, VersionManifest};
 use super::names::folder;
+use super::reservation::{now, Reservation};
 use super::version::{next_version, ImageVersion};
 use super::RegistryError;
 
@@ -65,16 +69,18 @@ pub struct Publication {
     definition: DefinitionId,
     version: ImageVersion,
     versions_dir: PathBuf,
-    pending_path: PathBuf,
-    committed: bool,
     // Held until commit or drop: tells other publishers the number is taken.
-    _lock: FileLock,
+    _claim: Reservation,
 }
 
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+/// A version removed from its gallery whose replicas are still to be deleted. Its number
+/// stays reserved until this is dropped, so no new version writes to the same replica paths
+/// meanwhile.
+#[derive(Debug)]
+pub struct RemovedVersion {
+    /// The removed version's manifest: where its replicas are.
+    pub manifest: VersionManifest,
+    _claim: Reservation,
 }
 
 impl GalleryStore {
@@ -266,20 +272,29 @@ impl GalleryStore {
         Ok(read_json(&path)?)
     }
 
-    /// Removes version `version_id` from the gallery and returns its manifest, whose replicas
-    /// the caller deletes. The version stops being listed before anything else happens.
+    /// Removes version `version_id` from the gallery. It stops being listed at once; its
+    /// number stays reserved while the caller deletes the replicas the returned manifest
+    /// names.
     ///
     /// # Errors
-    /// `NotFound` when it does not exist.
-    pub fn delete_version(&self, version_id: &str) -> Result<VersionManifest, RegistryError> {
+    /// `NotFound` when it does not exist; `AlreadyExists` when another run holds its number.
+    pub fn delete_version(&self, version_id: &str) -> Result<RemovedVersion, RegistryError> {
         let (id, version) = explicit(version_id)?;
         let dir = self.definition_dir(&id)?;
         let _lock = FileLock::exclusive(&dir.join(LOCK_FILE))?;
         let manifest = self.version(version_id)?;
+        let versions_dir = dir.join("versions");
+        let claim = Reservation::try_take(&versions_dir.join(format!("{version}.{PENDING}")))?
+            .ok_or_else(|| RegistryError::AlreadyExists {
+                what: format!("a run working on image version {}", id.version_id(&version)),
+            })?;
         let path = self.manifest_path(&id, &version)?;
         fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
-        imagebuilder_core::store::fsio::sync_dir(&dir.join("versions"))?;
-        Ok(manifest)
+        sync_dir(&versions_dir)?;
+        Ok(RemovedVersion {
+            manifest,
+            _claim: claim,
+        })
     }
 
     fn manifest_path(
@@ -314,16 +329,21 @@ impl GalleryStore {
         // Choosing a number and reserving it happen under one lock, so two publishers never
         // take the same number.
         let _choosing = FileLock::exclusive(&dir.join(LOCK_FILE))?;
+        // Pending before complete: a publisher commits (writes its manifest) before it drops
+        // its pending file, so every number is seen in one list or the other.
+        let mut in_progress = Vec::new();
+        for (version, path) in version_files(&versions_dir, PENDING)? {
+            if FileLock::is_held(&path)? {
+                in_progress.push(version);
+            } else {
+                // A dead publisher's leftover; only publishers holding this lock create them.
+                let _ = fs::remove_file(&path);
+            }
+        }
         let complete: Vec<ImageVersion> = version_files(&versions_dir, "json")?
             .into_iter()
             .map(|(v, _)| v)
             .collect();
-        let mut in_progress = Vec::new();
-        for (version, path) in version_files(&versions_dir, PENDING)? {
-            if FileLock::try_exclusive(&path)?.is_none() {
-                in_progress.push(version);
-            }
-        }
         let version = match &target {
             VersionTarget::Explicit(_, version) => *version,
             VersionTarget::Automatic(_) => {
@@ -346,22 +366,18 @@ impl GalleryStore {
                 ),
             });
         }
-        let pending_path = versions_dir.join(format!("{version}.{PENDING}"));
-        let lock = FileLock::try_exclusive(&pending_path)?.ok_or_else(|| {
-            RegistryError::AlreadyExists {
+        let claim = Reservation::try_take(&versions_dir.join(format!("{version}.{PENDING}")))?
+            .ok_or_else(|| RegistryError::AlreadyExists {
                 what: format!(
                     "image version {} (being published)",
                     id.version_id(&version)
                 ),
-            }
-        })?;
+            })?;
         Ok(Publication {
             definition: id,
             version,
             versions_dir,
-            pending_path,
-            committed: false,
-            _lock: lock,
+            _claim: claim,
         })
     }
 }
@@ -412,20 +428,12 @@ fn check_matches(
 
 /// The subfolders of `dir` (none when it does not exist), skipping hidden ones.
 fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, RegistryError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StoreError::io("list", dir, e).into()),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
-        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-        if !hidden && entry.path().is_dir() {
-            found.push(entry.path());
-        }
-    }
-    Ok(found)
+    Ok(read_dir_entries(dir)?
+        .into_iter()
+        .filter(|entry| !entry.file_name().to_string_lossy().starts_with('.'))
+        .map(|entry| entry.path())
+        .filter(|path| path.is_dir())
+        .collect())
 }
 
 /// Files `X.Y.Z.<extension>` in `dir`, with their versions; other names are ignored.
@@ -433,23 +441,15 @@ fn version_files(
     dir: &Path,
     extension: &str,
 ) -> Result<Vec<(ImageVersion, PathBuf)>, RegistryError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(StoreError::io("list", dir, e).into()),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| StoreError::io("list", dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_suffix(&format!(".{extension}")) else {
-            continue;
-        };
-        if let Ok(version) = stem.parse::<ImageVersion>() {
-            found.push((version, entry.path()));
-        }
-    }
-    Ok(found)
+    let suffix = format!(".{extension}");
+    Ok(read_dir_entries(dir)?
+        .into_iter()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let version = name.strip_suffix(&suffix)?.parse().ok()?;
+            Some((version, entry.path()))
+        })
+        .collect())
 }
 
 impl Publication {
@@ -482,7 +482,7 @@ impl Publication {
     ///
     /// # Errors
     /// When the manifest cannot be written; the version then stays invisible.
-    pub fn commit(mut self, details: VersionDetails) -> Result<VersionManifest, RegistryError> {
+    pub fn commit(self, details: VersionDetails) -> Result<VersionManifest, RegistryError> {
         let manifest = VersionManifest {
             id: self.version_id(),
             version: self.version.to_string(),
@@ -496,9 +496,13 @@ impl Publication {
             replicas: details.replicas,
         };
         let path = self.versions_dir.join(format!("{}.json", self.version));
-        write_json(&path, &manifest)?;
-        self.committed = true;
-        let _ = fs::remove_file(&self.pending_path);
+        // Never replaces a manifest: the reservation makes a clash impossible, and if one
+        // happened anyway the version published first must win.
+        if !write_json_new(&path, &manifest)? {
+            return Err(RegistryError::AlreadyExists {
+                what: format!("image version {}", manifest.id),
+            });
+        }
         Ok(manifest)
     }
 }
@@ -520,16 +524,6 @@ pub struct VersionDetails {
     pub source_version: Option<String>,
     /// One per target region.
     pub replicas: Vec<Replica>,
-}
-
-impl Drop for Publication {
-    fn drop(&mut self) {
-        if !self.committed {
-            // Frees the number at once; a crash leaves the file, but unlocked, which frees it
-            // just the same.
-            let _ = fs::remove_file(&self.pending_path);
-        }
-    }
 }
 
 #[async_trait]

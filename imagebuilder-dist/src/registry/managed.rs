@@ -8,13 +8,15 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use imagebuilder_core::source::{BaseDisk, CatalogEntry, ImageStore};
-use imagebuilder_core::store::fsio::{create_dir_all, read_json, read_optional, write_json};
-use imagebuilder_core::store::lock::FileLock;
+use imagebuilder_core::store::fsio::{
+    create_dir_all, read_dir_entries, read_json, read_optional, write_json_new,
+};
 use imagebuilder_core::store::StoreError;
 
 use super::ids::ManagedImageId;
 use super::model::ManagedImage;
 use super::names::folder;
+use super::reservation::{now, Reservation};
 use super::RegistryError;
 
 /// The managed images under one folder.
@@ -28,9 +30,7 @@ pub struct ManagedImageStore {
 pub struct ManagedImageReservation {
     id: ManagedImageId,
     record_path: PathBuf,
-    pending_path: PathBuf,
-    committed: bool,
-    _lock: FileLock,
+    _claim: Reservation,
 }
 
 impl ManagedImageStore {
@@ -58,12 +58,12 @@ impl ManagedImageStore {
         let (dir, name) = self.paths(&id)?;
         create_dir_all(&dir)?;
         let record_path = dir.join(format!("{name}.json"));
-        let pending_path = dir.join(format!("{name}.pending"));
-        let lock = FileLock::try_exclusive(&pending_path)?.ok_or_else(|| {
-            RegistryError::AlreadyExists {
-                what: format!("managed image {id} (another run is making it)"),
-            }
-        })?;
+        let claim =
+            Reservation::try_take(&dir.join(format!("{name}.pending")))?.ok_or_else(|| {
+                RegistryError::AlreadyExists {
+                    what: format!("managed image {id} (another run is making it)"),
+                }
+            })?;
         if read_optional(&record_path)?.is_some() {
             return Err(RegistryError::AlreadyExists {
                 what: format!("managed image {id}"),
@@ -72,9 +72,7 @@ impl ManagedImageStore {
         Ok(ManagedImageReservation {
             id,
             record_path,
-            pending_path,
-            committed: false,
-            _lock: lock,
+            _claim: claim,
         })
     }
 
@@ -102,12 +100,9 @@ impl ManagedImageStore {
     pub fn list(&self) -> Result<Vec<ManagedImage>, RegistryError> {
         let mut found = Vec::new();
         for group in dirs_at_depth(&self.root, 2)? {
-            let entries = fs::read_dir(&group).map_err(|e| StoreError::io("list", &group, e))?;
-            for entry in entries {
-                let path = entry.map_err(|e| StoreError::io("list", &group, e))?.path();
-                let visible = !path
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            for entry in read_dir_entries(&group)? {
+                let path = entry.path();
+                let visible = !entry.file_name().to_string_lossy().starts_with('.');
                 if visible && path.extension().is_some_and(|e| e == "json") {
                     found.push(read_json::<ManagedImage>(&path)?);
                 }
@@ -122,9 +117,15 @@ impl ManagedImageStore {
     /// # Errors
     /// `NotFound` when it does not exist.
     pub fn delete(&self, id: &str) -> Result<ManagedImage, RegistryError> {
-        let image = self.get(id)?;
         let parsed = ManagedImageId::parse(id)?;
         let (dir, name) = self.paths(&parsed)?;
+        let _claim =
+            Reservation::try_take(&dir.join(format!("{name}.pending")))?.ok_or_else(|| {
+                RegistryError::AlreadyExists {
+                    what: format!("a run working on managed image {parsed}"),
+                }
+            })?;
+        let image = self.get(id)?;
         let path = dir.join(format!("{name}.json"));
         fs::remove_file(&path).map_err(|e| StoreError::io("remove", &path, e))?;
         Ok(image)
@@ -137,17 +138,12 @@ fn dirs_at_depth(root: &std::path::Path, depth: usize) -> Result<Vec<PathBuf>, R
     for _ in 0..depth {
         let mut next = Vec::new();
         for dir in level {
-            let entries = match fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StoreError::io("list", &dir, e).into()),
-            };
-            for entry in entries {
-                let path = entry.map_err(|e| StoreError::io("list", &dir, e))?.path();
-                if path.is_dir() {
-                    next.push(path);
-                }
-            }
+            next.extend(
+                read_dir_entries(&dir)?
+                    .into_iter()
+                    .map(|entry| entry.path())
+                    .filter(|path| path.is_dir()),
+            );
         }
         level = next;
     }
@@ -171,24 +167,20 @@ impl ManagedImageReservation {
         )
     }
 
-    /// Records the image; it exists from now on. `image.id` is set to the reserved id.
+    /// Records the image; it exists from now on. `image.id` is set to the reserved id and
+    /// `image.created` to now.
     ///
     /// # Errors
     /// When the record cannot be written; the image then does not exist.
-    pub fn commit(mut self, mut image: ManagedImage) -> Result<ManagedImage, RegistryError> {
+    pub fn commit(self, mut image: ManagedImage) -> Result<ManagedImage, RegistryError> {
         image.id = self.id();
-        write_json(&self.record_path, &image)?;
-        self.committed = true;
-        let _ = fs::remove_file(&self.pending_path);
-        Ok(image)
-    }
-}
-
-impl Drop for ManagedImageReservation {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.pending_path);
+        image.created = now();
+        if !write_json_new(&self.record_path, &image)? {
+            return Err(RegistryError::AlreadyExists {
+                what: format!("managed image {}", image.id),
+            });
         }
+        Ok(image)
     }
 }
 

@@ -11,10 +11,11 @@ mod ids;
 mod managed;
 mod model;
 mod names;
+mod reservation;
 mod version;
 
 pub use error::RegistryError;
-pub use gallery::{GalleryStore, Publication, PublishRequest, VersionDetails};
+pub use gallery::{GalleryStore, Publication, PublishRequest, RemovedVersion, VersionDetails};
 pub use ids::{DefinitionId, GalleryId, ManagedImageId, VersionTarget};
 pub use managed::{ManagedImageReservation, ManagedImageStore};
 pub use model::{Gallery, ImageDefinition, ManagedImage, OsState, Replica, VersionManifest};

@@ -12,9 +12,8 @@ use imagebuilder_core::template::model::{
     OutputFormat, SharedImageTarget, StorageAccountType, TargetRegion,
 };
 
-use super::managed_image::registry_error;
-use super::{blocking, failed, join_url, rejected, TicketSlot};
-use crate::publish::{write_all, Destination, Output};
+use super::{blocking, failed, join_url, registry_error, rejected, TicketSlot};
+use crate::publish::{remove_outputs, write_all, Destination, Output, CANCELED};
 use crate::registry::{GalleryStore, PublishRequest, Replica, VersionDetails, VersionTarget};
 
 /// Publishes a gallery version: checks it against its image definition, chooses its number,
@@ -153,34 +152,49 @@ impl Distributor for GalleryDistributor {
         .map_err(|e| registry_error(name, e))?;
 
         let path = publication.object_path(OutputFormat::Qcow2.extension());
-        let feeds = ticket.feeds(image, regions.len());
-        let outputs = feeds
+        let destinations: Vec<Destination> = regions
+            .iter()
+            .map(|region| Destination::from_uri(&join_url(&region.url, &path), false))
+            .collect();
+        let outputs = ticket
+            .feeds(image, regions.len())
             .into_iter()
-            .zip(&regions)
-            .map(|(feed, region)| Output {
+            .zip(&destinations)
+            .map(|(feed, destination)| Output {
                 feed,
                 format: OutputFormat::Qcow2,
-                destination: Destination::from_uri(&join_url(&region.url, &path), false),
+                destination: destination.clone(),
             })
-            .collect::<Vec<_>>();
-        let uris: Vec<String> = outputs.iter().map(|o| o.destination.uri()).collect();
-        let results = write_all(outputs, image, name, cx).await;
+            .collect();
+        let version = publication.version();
+        // The writers keep the number reserved until they are done, even if this future is
+        // dropped, so no rerun writes the same replica paths meanwhile.
+        let publication = Arc::new(publication);
+        let results = write_all(outputs, image, name, cx, publication.clone()).await;
+        let failure = results
+            .iter()
+            .zip(&regions)
+            .filter_map(|(result, region)| Some((result.as_ref().err()?, region)))
+            .min_by_key(|(message, _)| message.as_str() == CANCELED);
+        if let Some((message, region)) = failure {
+            let error = failed(
+                name,
+                &format!(
+                    "replicate version {version} to region {}",
+                    region.region.name
+                ),
+                message.clone(),
+            );
+            remove_outputs(&destinations).await;
+            return Err(error);
+        }
         let mut replicas = Vec::with_capacity(regions.len());
-        for ((result, region), uri) in results.into_iter().zip(&regions).zip(uris) {
-            let written = result.map_err(|e| {
-                failed(
-                    name,
-                    &format!(
-                        "replicate version {} to region {}",
-                        publication.version(),
-                        region.region.name
-                    ),
-                    e,
-                )
-            })?;
+        for ((result, region), destination) in results.into_iter().zip(&regions).zip(&destinations)
+        {
+            let Ok(written) = result else { continue };
             replicas.push(Replica {
                 region: region.region.name.clone(),
-                uri,
+                uri: destination.uri(),
                 sha256: written.sha256,
                 size: written.size,
                 replica_count: region.region.replica_count,
@@ -197,9 +211,20 @@ impl Distributor for GalleryDistributor {
             source_version: image.source_version.clone(),
             replicas,
         };
-        let manifest = blocking(name, move || publication.commit(details))
-            .await?
-            .map_err(|e| registry_error(name, e))?;
+        let publication = Arc::try_unwrap(publication).map_err(|_| {
+            failed(
+                name,
+                "record the version",
+                "internal error: the reservation is still shared".into(),
+            )
+        })?;
+        let manifest = match blocking(name, move || publication.commit(details)).await? {
+            Ok(manifest) => manifest,
+            Err(e) => {
+                remove_outputs(&destinations).await;
+                return Err(registry_error(name, e));
+            }
+        };
         Ok(RunOutput {
             run_output_name: name.clone(),
             artifact_id: manifest.id,

@@ -10,9 +10,9 @@ use imagebuilder_core::environment::Environment;
 use imagebuilder_core::run::RunOutput;
 use imagebuilder_core::template::model::{ManagedImageTarget, OutputFormat};
 
-use super::{blocking, failed, join_url, rejected, TicketSlot};
-use crate::publish::{write_all, Destination, Output};
-use crate::registry::{ManagedImage, ManagedImageStore, RegistryError};
+use super::{blocking, failed, join_url, registry_error, rejected, TicketSlot};
+use crate::publish::{remove_outputs, write_all, Destination, Output};
+use crate::registry::{ManagedImage, ManagedImageStore};
 
 /// Makes a managed image: the disk goes to the object store of the target's `location`, and
 /// the image exists once its record is written. An existing image is never replaced.
@@ -76,12 +76,21 @@ impl Distributor for ManagedImageDistributor {
         let output = Output {
             feed: ticket.feeds(image, 1).remove(0),
             format: OutputFormat::Qcow2,
-            destination,
+            destination: destination.clone(),
         };
-        let written = write_all(vec![output], image, name, cx)
+        // The writer keeps the id reserved until it is done, even if this future is dropped.
+        let reservation = Arc::new(reservation);
+        let written = write_all(vec![output], image, name, cx, reservation.clone())
             .await
             .remove(0)
             .map_err(|e| failed(name, &format!("write the image's disk to {uri}"), e))?;
+        let reservation = Arc::try_unwrap(reservation).map_err(|_| {
+            failed(
+                name,
+                "record the image",
+                "internal error: the reservation is still shared".into(),
+            )
+        })?;
         let record = ManagedImage {
             id: String::new(),
             location: self.target.location.clone(),
@@ -94,13 +103,15 @@ impl Distributor for ManagedImageDistributor {
             size: written.size,
             virtual_size: image.virtual_size,
             tags: self.target.artifact_tags.clone(),
-            created: time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            created: String::new(),
         };
-        let committed = blocking(name, move || reservation.commit(record))
-            .await?
-            .map_err(|e| registry_error(name, e))?;
+        let committed = match blocking(name, move || reservation.commit(record)).await? {
+            Ok(committed) => committed,
+            Err(e) => {
+                remove_outputs(&[destination]).await;
+                return Err(registry_error(name, e));
+            }
+        };
         Ok(RunOutput {
             run_output_name: name.clone(),
             artifact_id: committed.id,
@@ -109,17 +120,5 @@ impl Distributor for ManagedImageDistributor {
             size: written.size,
             tags: self.target.artifact_tags.clone(),
         })
-    }
-}
-
-/// Refusals the user can act on are `Rejected`; failing files are `Failed`.
-pub(super) fn registry_error(run_output_name: &str, e: RegistryError) -> DistributeError {
-    match e {
-        RegistryError::Store(_) => failed(
-            run_output_name,
-            "use the registry",
-            imagebuilder_core::error_chain(&e),
-        ),
-        other => rejected(run_output_name, other.to_string()),
     }
 }

@@ -8,8 +8,8 @@ use imagebuilder_core::distribute::{
 use imagebuilder_core::run::RunOutput;
 use imagebuilder_core::template::model::{ObjectStoreTarget, OutputFormat};
 
-use super::{failed, join_url, TicketSlot};
-use crate::publish::{write_all, Destination, Output};
+use super::{failed, file_in, TicketSlot};
+use crate::publish::{write_one, Destination, Output};
 
 /// Writes the capture in the target's format to its `uri`. A `uri` ending in `/` is a
 /// folder: the file is then named after the target, `RUN_OUTPUT_NAME.EXT`.
@@ -35,14 +35,7 @@ impl ObjectStoreDistributor {
 
     fn uri(&self) -> String {
         let t = &self.target;
-        if t.uri.ends_with('/') {
-            join_url(
-                &t.uri,
-                &format!("{}.{}", t.run_output_name, t.format.extension()),
-            )
-        } else {
-            t.uri.clone()
-        }
+        file_in(&t.uri, &t.run_output_name, t.format.extension())
     }
 }
 
@@ -68,9 +61,8 @@ impl Distributor for ObjectStoreDistributor {
             format: self.target.format,
             destination,
         };
-        let written = write_all(vec![output], image, name, cx)
+        let written = write_one(output, image, name, cx)
             .await
-            .remove(0)
             .map_err(|e| failed(name, &format!("write {uri}"), e))?;
         Ok(RunOutput {
             run_output_name: name.clone(),

@@ -9,8 +9,8 @@ use imagebuilder_core::distribute::{
 use imagebuilder_core::run::RunOutput;
 use imagebuilder_core::template::model::OutputFormat;
 
-use super::{failed, TicketSlot};
-use crate::publish::{write_all, Destination, Output};
+use super::{failed, file_in, TicketSlot};
+use crate::publish::{write_one, Destination, Output};
 
 /// Writes the capture as a fixed VHD (virtual size rounded up to a whole MiB, as Azure
 /// requires) to a file, an Azure page blob, or any object store.
@@ -25,7 +25,8 @@ pub struct VhdDistributor {
 impl VhdDistributor {
     /// A distributor for target `run_output_name` writing to `uri`: a path or `file://`
     /// URL, `az://` or an Azure blob `https://` URL (written as a page blob), `s3://`,
-    /// `gs://`, or empty for the template's staging area (as AIB does).
+    /// `gs://`, or empty for the template's staging area (as AIB does). A `uri` ending in `/`
+    /// is a folder: the VHD is then `RUN_OUTPUT_NAME.vhd` in it.
     pub fn new(run_output_name: &str, uri: &str, tags: BTreeMap<String, String>) -> Self {
         Self {
             run_output_name: run_output_name.to_owned(),
@@ -49,7 +50,7 @@ impl VhdDistributor {
                     .join(format!("{}.vhd", self.run_output_name)),
             );
         }
-        Destination::from_uri(&self.uri, true)
+        Destination::from_uri(&file_in(&self.uri, &self.run_output_name, "vhd"), true)
     }
 }
 
@@ -73,9 +74,8 @@ impl Distributor for VhdDistributor {
             format: OutputFormat::VhdFixed,
             destination,
         };
-        let mut results = write_all(vec![output], image, &self.run_output_name, cx).await;
-        let written = results
-            .remove(0)
+        let written = write_one(output, image, &self.run_output_name, cx)
+            .await
             .map_err(|e| failed(&self.run_output_name, &format!("write the VHD to {uri}"), e))?;
         Ok(RunOutput {
             run_output_name: self.run_output_name.clone(),

@@ -10,7 +10,9 @@ use crate::template::model::{
     DistributorSpec, ManagedImageTarget, ObjectStoreTarget, OutputFormat, SharedImageTarget,
     StorageAccountType, TargetRegion, Versioning, VersioningScheme, VhdTarget,
 };
-use crate::template::rules::{is_placeholder, is_run_output_name, ResourceIdShape};
+use crate::template::rules::{
+    is_date_or_time, is_placeholder, is_run_output_name, ResourceIdShape,
+};
 use crate::template::ApiVersion;
 
 #[derive(Clone, Copy)]
@@ -187,13 +189,6 @@ fn shared_image(
         replication_mode,
         end_of_life_date,
     }
-}
-
-/// `YYYY-MM-DD` or an RFC 3339 date and time.
-fn is_date_or_time(text: &str) -> bool {
-    use time::format_description::well_known::Rfc3339;
-    let date = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(text, &date).is_ok() || time::OffsetDateTime::parse(text, &Rfc3339).is_ok()
 }
 
 fn target_region(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<TargetRegion> {

@@ -9,4 +9,6 @@ mod text;
 pub use duration::{parse_duration, DurationText, InvalidDuration};
 pub use resource_id::{GalleryImageId, ResourceIdShape};
 pub use security::{check_security_types, SecurityTypeError};
-pub use text::{is_gallery_version, is_placeholder, is_run_output_name, is_sha256_hex};
+pub use text::{
+    is_date_or_time, is_gallery_version, is_placeholder, is_run_output_name, is_sha256_hex,
+};

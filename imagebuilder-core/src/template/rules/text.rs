@@ -22,6 +22,13 @@ pub fn is_gallery_version(text: &str) -> bool {
             .all(|p| !p.is_empty() && p.len() <= 10 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// A date `YYYY-MM-DD` or an RFC 3339 date and time.
+pub fn is_date_or_time(text: &str) -> bool {
+    use time::format_description::well_known::Rfc3339;
+    let date = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &date).is_ok() || time::OffsetDateTime::parse(text, &Rfc3339).is_ok()
+}
+
 /// A placeholder that users replace before submitting, such as `<rgName>` or `<region1>`.
 /// AIB's samples ship with these; the shape around them is still checked.
 pub fn is_placeholder(text: &str) -> bool {
