@@ -24,12 +24,24 @@ pub fn unique_suffix() -> String {
 /// Writes `bytes` to `path` so that readers see the old content or the new, never a mix:
 /// a temporary file in the same directory is written, synced and renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let (dir, tmp) = write_beside(path, bytes)?;
+    let result = fs::rename(&tmp, path).map_err(|e| StoreError::io("rename into place", path, e));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    sync_dir(dir)
+}
+
+/// Writes `bytes` to a new, synced temporary file beside `path`; returns the directory and
+/// the temporary file. Its name ends in `.tmp`, so readers that list `*.json` never pick it
+/// up.
+fn write_beside<'a>(path: &'a Path, bytes: &[u8]) -> Result<(&'a Path, PathBuf), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // Ends in `.tmp`, so readers that list `*.json` never pick it up.
     let tmp = dir.join(format!(".{file_name}.{}.tmp", unique_suffix()));
     let result = (|| {
         let mut file = OpenOptions::new()
@@ -39,59 +51,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
             .map_err(|e| StoreError::io("create", &tmp, e))?;
         file.write_all(bytes)
             .map_err(|e| StoreError::io("write", &tmp, e))?;
-        file.sync_all()
-            .map_err(|e| StoreError::io("sync", &tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| StoreError::io("rename into place", path, e))
+        file.sync_all().map_err(|e| StoreError::io("sync", &tmp, e))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result?;
-    sync_dir(dir)
+    result.map(|()| (dir, tmp))
 }
 
 /// Serializes `value` as pretty JSON and writes it atomically.
 pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StoreError> {
-    let mut bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| StoreError::io("serialize", path, std::io::Error::other(e)))?;
-    bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    write_atomic(path, &json_bytes(path, value)?)
 }
 
 /// Serializes `value` as pretty JSON into a new file at `path`, complete or not at all.
 /// Returns `Ok(false)`, writing nothing, when `path` exists already: two writers racing for
 /// one name never replace each other's file.
 pub fn write_json_new<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<bool, StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let (dir, tmp) = write_beside(path, &json_bytes(path, value)?)?;
+    // A hard link, unlike a rename, fails when the name is taken.
+    let created = match fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(StoreError::io("link into place", path, e)),
+    };
+    let _ = fs::remove_file(&tmp);
+    let created = created?;
+    sync_dir(dir)?;
+    Ok(created)
+}
+
+/// `value` as pretty JSON with a final newline.
+fn json_bytes<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<Vec<u8>, StoreError> {
     let mut bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| StoreError::io("serialize", path, std::io::Error::other(e)))?;
     bytes.push(b'\n');
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", unique_suffix()));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| StoreError::io("create", &tmp, e))?;
-        file.write_all(&bytes)
-            .map_err(|e| StoreError::io("write", &tmp, e))?;
-        file.sync_all()
-            .map_err(|e| StoreError::io("sync", &tmp, e))?;
-        // A hard link, unlike a rename, fails when the name is taken.
-        match fs::hard_link(&tmp, path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(StoreError::io("link into place", path, e)),
-        }
-    })();
-    let _ = fs::remove_file(&tmp);
-    let created = result?;
-    sync_dir(dir)?;
-    Ok(created)
+    Ok(bytes)
 }
 
 /// The entries of `dir`, none when it does not exist.

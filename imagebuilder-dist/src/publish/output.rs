@@ -189,12 +189,7 @@ fn write_file(job: OutputJob, path: &Path) -> Result<Written, String> {
 fn write_local(job: OutputJob, path: &Path) -> Result<Written, String> {
     let sink = FileSink::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
     if job.format.sequential() {
-        let (sink, digest) = HashingSink::new(sink);
-        let size = pump(job, Box::new(sink))?;
-        let sha256 = digest
-            .get()
-            .ok_or("internal error: the output was not hashed")?;
-        Ok(Written { sha256, size })
+        pump_hashed(job, sink)
     } else {
         let size = pump(job, Box::new(sink))?;
         let sha256 = sha256_file(path).map_err(|e| error_chain(&e))?;
@@ -205,6 +200,11 @@ fn write_local(job: OutputJob, path: &Path) -> Result<Written, String> {
 fn stream_to_url(job: OutputJob, url: &str, page_blob: bool) -> Result<Written, String> {
     let len = file_size(job.format, job.virtual_size);
     let sink = sink_for(url, len, page_blob, job.handle.clone()).map_err(|e| error_chain(&e))?;
+    pump_hashed(job, sink)
+}
+
+/// [`pump`] through a [`HashingSink`]: the sha256 of a sequential output as it is written.
+fn pump_hashed(job: OutputJob, sink: impl OutputSink + 'static) -> Result<Written, String> {
     let (sink, digest) = HashingSink::new(sink);
     let size = pump(job, Box::new(sink))?;
     let sha256 = digest
