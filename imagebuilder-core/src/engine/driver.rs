@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::admission::{Admission, EngineLimits, ASSUMED_VM_MEMORY_MIB};
 use super::log::RunLog;
 use super::phases::{PhaseOutcome, Run};
 use super::{
@@ -28,6 +29,7 @@ pub struct Engine {
     pub(super) host: Arc<dyn BuildHost>,
     pub(super) source: Arc<dyn Source>,
     pub(super) distributors: Arc<dyn DistributorFactory>,
+    admission: Arc<Admission>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -109,7 +111,16 @@ impl Engine {
             host,
             source,
             distributors,
+            admission: Arc::new(Admission::new(EngineLimits::default())),
         }
+    }
+
+    /// The same engine admitting runs within `limits`: a run waits in `Running/Queued`
+    /// (cancellable, and within its build timeout) until a VM slot and its VMs' memory are
+    /// free. Clones of the returned engine share the limits.
+    pub fn with_limits(mut self, limits: EngineLimits) -> Self {
+        self.admission = Arc::new(Admission::new(limits));
+        self
     }
 
     /// Runs `template` to the end and reports how it ended. Never panics because of a step;
@@ -135,8 +146,38 @@ impl Engine {
         let cancel = options.cancel.clone();
         let mut run = Run::new(self, template, options, &log);
         let mut machine = RunMachine::new(flags);
-        let mut event = RunEvent::Start;
         let mut message = String::new();
+        let memory_mib = self
+            .host
+            .vm_memory_mib(&template.vm_profile())
+            .unwrap_or(ASSUMED_VM_MEMORY_MIB);
+        if self.admission.would_wait(memory_mib) {
+            log.emit(BuildEvent::StateChanged {
+                run_state: machine.run_state,
+                run_sub_state: machine.run_sub_state,
+            });
+            log.note("queued: waiting for a VM slot and memory within the engine's limits");
+        }
+        // Held until the run's cleanup is done.
+        let mut _admitted = None;
+        let mut event = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                message = "the run was canceled while queued".into();
+                RunEvent::CancelRequested
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                message = format!(
+                    "the build did not start within buildTimeoutInMinutes ({} minutes): it stayed queued",
+                    template.build_timeout().as_secs() / 60
+                );
+                RunEvent::DeadlineExceeded
+            }
+            admitted = self.admission.admit(memory_mib) => {
+                _admitted = Some(admitted);
+                RunEvent::Start
+            }
+        };
 
         let keep_vm = loop {
             let (next, action) = match machine.next(event) {

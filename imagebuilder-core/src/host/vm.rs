@@ -123,6 +123,14 @@ pub trait BuildHost: Send + Sync {
 
     /// Starts a VM from `options.base_disk` and waits until its guest answers.
     async fn provision(&self, options: ProvisionOptions) -> Result<Box<dyn BuildVm>, HostError>;
+
+    /// The memory in MiB a VM of `profile` takes on this host, for an engine's memory budget;
+    /// `None` when the host cannot say (the engine then assumes
+    /// [`ASSUMED_VM_MEMORY_MIB`](crate::engine::ASSUMED_VM_MEMORY_MIB)).
+    fn vm_memory_mib(&self, profile: &VmProfile) -> Option<u64> {
+        let _ = profile;
+        None
+    }
 }
 
 /// One running VM.
