@@ -40,3 +40,6 @@ cargo build --workspace --no-default-features
 
 step "cargo test (all features)"
 cargo test --workspace --all-features
+
+step "fuzz targets: build with cargo-fuzz and run each briefly (longer runs: bash scripts/fuzz.sh SECONDS)"
+bash scripts/fuzz.sh 15
