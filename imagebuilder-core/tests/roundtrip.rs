@@ -483,6 +483,7 @@ fn template() -> impl Strategy<Value = ImageTemplate> {
         )
             .prop_map(
                 move |(name, location, tags, identity, properties)| ImageTemplate {
+                    secrets: Vec::new(),
                     api_version: version,
                     name,
                     location,

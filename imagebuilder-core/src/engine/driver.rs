@@ -12,6 +12,7 @@ use tracing::Instrument;
 use super::admission::{Admission, EngineLimits, ASSUMED_VM_MEMORY_MIB};
 use super::log::RunLog;
 use super::phases::{PhaseOutcome, Run};
+use super::scrub::Scrubber;
 use super::{
     BuildEvent, EventSink, NoEvents, RunAction, RunEvent, RunFlags, RunMachine, RunReport,
 };
@@ -135,11 +136,13 @@ impl Engine {
         let start_time = OffsetDateTime::now_utc();
         let deadline = tokio::time::Instant::now() + template.build_timeout();
         let events = options.events.clone();
-        let log = match RunLog::open(options.log_path.as_deref(), events.clone()) {
+        let scrub = Scrubber::new(template.secrets());
+        let log = match RunLog::open(options.log_path.as_deref(), events.clone(), scrub.clone()) {
             Ok(log) => log,
             Err(e) => {
                 tracing::warn!("cannot open the run log: {e}");
-                RunLog::open(None, events.clone()).expect("a log without a file always opens")
+                RunLog::open(None, events.clone(), scrub)
+                    .expect("a log without a file always opens")
             }
         };
         let flags = flags_of(template);
@@ -264,7 +267,10 @@ impl Engine {
                 access.how, access.cleanup
             ));
         }
-        let (run_id, outputs, failures, exact_version) = run.into_results();
+        let (run_id, outputs, mut failures, exact_version) = run.into_results();
+        for failure in &mut failures {
+            failure.message = log.scrubbed(&failure.message);
+        }
         if message.is_empty() && !failures.is_empty() {
             message = format!(
                 "{} of {} targets failed",
@@ -281,7 +287,7 @@ impl Engine {
             run_id,
             run_state: machine.run_state,
             run_sub_state: machine.run_sub_state,
-            message,
+            message: log.scrubbed(&message),
             outputs,
             failures,
             exact_version,

@@ -7,17 +7,24 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use time::OffsetDateTime;
 
+use super::scrub::Scrubber;
 use super::{BuildEvent, EventSink};
 use crate::host::{OutputLine, OutputSink, OutputStream};
 
 /// Writes timestamped lines to the log file and guest output to the event sink.
+/// Every line and event goes through the run's scrubber first.
 pub(super) struct RunLog {
     file: Option<Arc<Mutex<BufWriter<File>>>>,
     events: Arc<dyn EventSink>,
+    scrub: Scrubber,
 }
 
 impl RunLog {
-    pub(super) fn open(path: Option<&Path>, events: Arc<dyn EventSink>) -> std::io::Result<Self> {
+    pub(super) fn open(
+        path: Option<&Path>,
+        events: Arc<dyn EventSink>,
+        scrub: Scrubber,
+    ) -> std::io::Result<Self> {
         let file = match path {
             Some(path) => {
                 if let Some(dir) = path.parent() {
@@ -31,22 +38,32 @@ impl RunLog {
             }
             None => None,
         };
-        Ok(Self { file, events })
+        Ok(Self {
+            file,
+            events,
+            scrub,
+        })
     }
 
     /// A line from the engine itself.
     pub(super) fn note(&self, text: &str) {
+        let text = self.scrub.text(text);
         tracing::info!("{text}");
-        self.write("imagebuilder", text);
+        self.write("imagebuilder", &text);
     }
 
     pub(super) fn emit(&self, event: BuildEvent) {
-        self.events.emit(event);
+        self.events.emit(self.scrub.event(event));
+    }
+
+    /// `text` as the run may show it.
+    pub(super) fn scrubbed(&self, text: &str) -> String {
+        self.scrub.text(text).into_owned()
     }
 
     fn write(&self, who: &str, text: &str) {
         if let Some(file) = &self.file {
-            write_line(file, who, text);
+            write_line(file, who, &self.scrub.text(text));
         }
     }
 
@@ -59,10 +76,10 @@ impl RunLog {
     /// The sink for a VM's serial console: into the log only (it is noisy). It outlives
     /// provisioning, as the console keeps printing while the VM runs.
     pub(super) fn console(&self) -> Arc<dyn OutputSink> {
-        let file = self.file.clone();
+        let (file, scrub) = (self.file.clone(), self.scrub.clone());
         Arc::new(move |line: OutputLine<'_>| {
             if let Some(file) = &file {
-                write_line(file, "console", line.text);
+                write_line(file, "console", &scrub.text(line.text));
             }
         })
     }
@@ -84,7 +101,7 @@ impl OutputSink for RunLog {
             OutputStream::Stderr => "guest:err",
         };
         self.write(who, line.text);
-        self.events.emit(BuildEvent::GuestOutput {
+        self.emit(BuildEvent::GuestOutput {
             stream: line.stream,
             line: line.text.to_owned(),
         });

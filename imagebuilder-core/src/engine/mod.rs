@@ -9,6 +9,7 @@ mod machine;
 mod phases;
 mod report;
 mod resources;
+mod scrub;
 
 pub use admission::{EngineLimits, ASSUMED_VM_MEMORY_MIB};
 pub use driver::{new_run_id, Engine, RunOptions};

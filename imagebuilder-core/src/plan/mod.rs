@@ -82,11 +82,20 @@ pub trait Template: Send + Sync {
     fn error_handling(&self) -> ErrorHandling;
     /// Whether the optimize phase runs.
     fn optimize(&self) -> bool;
+    /// Values that must never appear in the run's log, events or report (secure deployment
+    /// parameters, credentials a step carries); none by default.
+    fn secrets(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl Template for ImageTemplate {
     fn name(&self) -> &str {
         self.name.as_deref().unwrap_or("template")
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        self.secrets.clone()
     }
 
     fn source(&self) -> &SourceSpec {

@@ -218,6 +218,7 @@ fn bare_properties(
         tags: Default::default(),
         identity: None,
         properties,
+        secrets: Vec::new(),
     })
 }
 
@@ -240,7 +241,9 @@ fn deployment(
         .iter()
         .filter_map(|r| {
             let path = Path::new("resources").index(r.index);
-            resource(&r.resource, path, options, diags)
+            let mut template = resource(&r.resource, path, options, diags)?;
+            template.secrets = r.secrets.clone();
+            Some(template)
         })
         .collect()
 }

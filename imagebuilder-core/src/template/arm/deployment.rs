@@ -21,6 +21,9 @@ pub struct EvaluatedResource {
     pub index: usize,
     /// The resource object with every expression evaluated.
     pub resource: Value,
+    /// The secure parameter values the evaluation used, longest first (values shorter than
+    /// four characters are left out: scrubbing them would garble text and hide nothing).
+    pub secrets: Vec<String>,
 }
 
 /// True when the document looks like an ARM deployment template: it has a
@@ -165,7 +168,11 @@ pub(crate) fn evaluate_deployment_within(
             }
         }
         match evaluate_tree(resource, &at, &scope, EvalContext::default()) {
-            Ok(resource) => out.push(EvaluatedResource { index, resource }),
+            Ok(resource) => out.push(EvaluatedResource {
+                index,
+                resource,
+                secrets: scrubbable(scope.parameters.secrets()),
+            }),
             Err(e) => errors.extend(e),
         }
     }
@@ -193,13 +200,7 @@ pub(crate) fn evaluate_deployment_within(
 /// argument, for example).
 fn report(errors: Vec<ArmError>, scope: &Scope<'_>) -> Vec<ArmError> {
     let mut errors = dedup(errors);
-    let mut secrets = scope.parameters.secrets();
-    // Very short values are left alone: replacing every "a" or "on" would
-    // make messages unreadable, and such a value protects nothing anyway.
-    secrets.retain(|s| s.chars().count() >= MIN_SCRUBBED_CHARS);
-    // Longest first, so a secret containing another is replaced whole.
-    secrets.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-    secrets.dedup();
+    let secrets = scrubbable(scope.parameters.secrets());
     if !secrets.is_empty() {
         for e in &mut errors {
             for s in &secrets {
@@ -212,8 +213,18 @@ fn report(errors: Vec<ArmError>, scope: &Scope<'_>) -> Vec<ArmError> {
     dedup(errors)
 }
 
-/// Shortest secure value [`report`] scrubs from messages.
+/// Shortest secure value scrubbed from messages.
 const MIN_SCRUBBED_CHARS: usize = 4;
+
+/// The secure values worth scrubbing, longest first so that a secret containing another is
+/// replaced whole. Very short values are left alone: replacing every "a" or "on" would make
+/// messages unreadable, and such a value protects nothing anyway.
+fn scrubbable(mut secrets: Vec<String>) -> Vec<String> {
+    secrets.retain(|s| s.chars().count() >= MIN_SCRUBBED_CHARS);
+    secrets.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    secrets.dedup();
+    secrets
+}
 
 /// Evaluates a resource's optional `condition`.
 fn deployed(condition: Option<&Value>, at: &str, scope: &Scope<'_>) -> Result<bool, Vec<ArmError>> {

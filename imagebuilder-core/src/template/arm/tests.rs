@@ -444,11 +444,13 @@ fn multiple_image_templates_keep_their_indexes() {
         vec![
             EvaluatedResource {
                 index: 0,
-                resource: json!({"type": IT, "name": "t1"})
+                resource: json!({"type": IT, "name": "t1"}),
+                secrets: Vec::new(),
             },
             EvaluatedResource {
                 index: 2,
-                resource: json!({"type": IT, "name": "t2"})
+                resource: json!({"type": IT, "name": "t2"}),
+                secrets: Vec::new(),
             },
         ]
     );

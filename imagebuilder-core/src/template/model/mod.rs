@@ -57,6 +57,10 @@ pub struct ImageTemplate {
     pub identity: Option<Identity>,
     /// What to build and where to put it.
     pub properties: ImageTemplateProperties,
+    /// The values of the deployment's secure parameters (`secureString`, `secureObject`)
+    /// this template was evaluated with. Never serialized; the engine scrubs them from its
+    /// log, events and report.
+    pub secrets: Vec<String>,
 }
 
 impl Serialize for ImageTemplate {

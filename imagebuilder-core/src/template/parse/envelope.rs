@@ -50,6 +50,7 @@ pub(crate) fn resource(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Ima
         tags,
         identity,
         properties: properties?,
+        secrets: Vec::new(),
     })
 }
 
