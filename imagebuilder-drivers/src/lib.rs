@@ -7,4 +7,8 @@ pub mod mock;
 pub mod ssh;
 
 #[cfg(feature = "qemu")]
+mod vmkit;
+
+#[cfg(feature = "qemu")]
 pub mod qemu;
+

@@ -9,9 +9,9 @@ use imagebuilder_core::template::model::HyperVGeneration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::accel::Accelerator;
-use super::console::{clean, ConsoleTail};
-use super::sizes::VmShape;
+use crate::vmkit::accel::Accelerator;
+use crate::vmkit::console::{clean, ConsoleTail};
+use crate::vmkit::sizes::VmShape;
 
 /// Everything one QEMU process needs.
 pub(crate) struct Launch<'a> {
@@ -91,22 +91,6 @@ impl Launch<'_> {
         }
         args
     }
-}
-
-/// A free TCP port on 127.0.0.1. Another process may take it before QEMU binds it; the
-/// caller retries with a new port when QEMU reports the forwarding failed.
-pub(crate) fn free_port() -> Result<u16, HostError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| HostError::Failed {
-        operation: "find a free port".into(),
-        source: Box::new(e),
-    })?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| HostError::Failed {
-            operation: "find a free port".into(),
-            source: Box::new(e),
-        })
 }
 
 /// Starts QEMU; console lines go to `console` and `tail` as they come.

@@ -10,14 +10,9 @@
 //! (Debian: qemu-system-x86, qemu-utils, openssh-client, dosfstools, mtools), and `ovmf` for
 //! Gen2.
 
-mod accel;
-mod command;
-mod console;
 mod disk;
 mod launch;
 mod qmp;
-mod seed;
-mod sizes;
 mod socket;
 mod vm;
 
@@ -29,14 +24,16 @@ use async_trait::async_trait;
 use imagebuilder_core::host::{BuildHost, BuildVm, Capabilities, HostError, ProvisionOptions};
 use imagebuilder_core::template::model::{DiskFormat, HyperVGeneration, OsType, VmProfile};
 
-pub use accel::Accelerator;
-pub use sizes::{shape_of, VmShape};
+pub use crate::vmkit::accel::Accelerator;
+pub use crate::vmkit::sizes::{shape_of, VmShape};
 
-use self::console::ConsoleTail;
-use self::launch::{free_port, spawn, uefi_vars_copy, Launch};
+use self::launch::{spawn, uefi_vars_copy, Launch};
 use self::socket::SocketFile;
 use self::vm::QemuVm;
 use crate::ssh::{HostKey, SshGuest, SshTarget};
+use crate::vmkit::console::ConsoleTail;
+use crate::vmkit::sizes::{local_cores, local_memory_mib, shape_for};
+use crate::vmkit::{free_port, seed};
 
 /// How the QEMU host runs VMs.
 #[derive(Debug, Clone)]
@@ -67,19 +64,13 @@ pub struct QemuConfig {
 
 impl Default for QemuConfig {
     fn default() -> Self {
-        let ovmf = |names: &[&str]| {
-            names
-                .iter()
-                .map(|n| PathBuf::from("/usr/share/OVMF").join(n))
-                .find(|p| p.exists())
-                .unwrap_or_else(|| PathBuf::from("/usr/share/OVMF").join(names[0]))
-        };
+        let (ovmf_code, ovmf_vars) = crate::vmkit::default_ovmf();
         Self {
             qemu_binary: "qemu-system-x86_64".into(),
             qemu_img: "qemu-img".into(),
             accelerator: Accelerator::Auto,
-            ovmf_code: ovmf(&["OVMF_CODE_4M.fd", "OVMF_CODE.fd"]),
-            ovmf_vars: ovmf(&["OVMF_VARS_4M.fd", "OVMF_VARS.fd"]),
+            ovmf_code,
+            ovmf_vars,
             boot_timeout: Duration::from_secs(600),
             shutdown_timeout: Duration::from_secs(120),
             shape: None,
@@ -144,33 +135,14 @@ impl QemuBuildHost {
         profile: &VmProfile,
         generation: HyperVGeneration,
     ) -> Result<VmShape, HostError> {
-        let wanted = match (self.config.shape, profile.vm_size.as_str()) {
-            (Some(shape), _) => shape,
-            (None, "") => shape_of(match generation {
-                HyperVGeneration::V1 => VmProfile::DEFAULT_GEN1_VM_SIZE,
-                HyperVGeneration::V2 => VmProfile::DEFAULT_GEN2_VM_SIZE,
-            })
-            .map_err(|m| HostError::failed("size the VM", m))?,
-            (None, size) => shape_of(size).map_err(|m| HostError::failed("size the VM", m))?,
-        };
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-        Ok(VmShape {
-            cpus: wanted.cpus.clamp(1, cores),
-            memory_mib: wanted.memory_mib.min(host_memory_mib() / 2).max(512),
-        })
+        shape_for(
+            self.config.shape,
+            profile,
+            generation,
+            local_cores(),
+            local_memory_mib(),
+        )
     }
-}
-
-/// Total memory of this machine in MiB (from /proc/meminfo; 4 GiB when unreadable).
-fn host_memory_mib() -> u32 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            u32::try_from(kib / 1024).ok()
-        })
-        .unwrap_or(4096)
 }
 
 #[async_trait]
@@ -199,7 +171,7 @@ impl BuildHost for QemuBuildHost {
             });
         }
         let dir = options.work_dir.clone();
-        let base_path = disk::local_base(&base.location)?;
+        let base_path = crate::vmkit::disk::local_base(&base.location, "QEMU")?;
         let overlay = dir.join("disk.qcow2");
         let virtual_size = disk::create_overlay(
             &config.qemu_img,
@@ -211,7 +183,8 @@ impl BuildHost for QemuBuildHost {
         .await?;
         let seed = seed::create(&dir, &options.vm_id, &config.build_user).await?;
         let shape = self.shape(&options.vm_profile, base.hyper_v_generation)?;
-        let accelerator = accel::resolve(config.accelerator, &config.qemu_binary).await;
+        let accelerator =
+            crate::vmkit::accel::resolve(config.accelerator, &config.qemu_binary).await;
         let vars = match base.hyper_v_generation {
             HyperVGeneration::V1 => None,
             HyperVGeneration::V2 => Some(uefi_vars_copy(&config.ovmf_vars, &dir)?),

@@ -11,11 +11,11 @@ use imagebuilder_core::host::{
 use imagebuilder_core::template::model::DiskFormat;
 use tokio::process::Child;
 
-use super::console::ConsoleTail;
-use super::seed::Seed;
 use super::socket::SocketFile;
 use super::{disk, qmp, QemuConfig};
 use crate::ssh::SshGuest;
+use crate::vmkit::console::ConsoleTail;
+use crate::vmkit::seed::Seed;
 
 pub(crate) struct QemuVm {
     pub(crate) id: String,

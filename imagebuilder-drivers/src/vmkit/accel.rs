@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-/// Which accelerator QEMU uses.
+/// Which accelerator the VM hosts use (for libvirt: domain type `kvm` or `qemu`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accelerator {
     /// KVM when the probe says it works, else TCG.
