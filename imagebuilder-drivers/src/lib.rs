@@ -6,9 +6,11 @@ pub mod mock;
 #[cfg(feature = "ssh")]
 pub mod ssh;
 
-#[cfg(feature = "qemu")]
+#[cfg(any(feature = "qemu", feature = "libvirt"))]
 mod vmkit;
 
 #[cfg(feature = "qemu")]
 pub mod qemu;
 
+#[cfg(feature = "libvirt")]
+pub mod libvirt;

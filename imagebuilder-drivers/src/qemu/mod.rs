@@ -32,7 +32,7 @@ use self::socket::SocketFile;
 use self::vm::QemuVm;
 use crate::ssh::{HostKey, SshGuest, SshTarget};
 use crate::vmkit::console::ConsoleTail;
-use crate::vmkit::sizes::{local_cores, local_memory_mib, shape_for};
+use crate::vmkit::sizes::shape_for;
 use crate::vmkit::{free_port, seed};
 
 /// How the QEMU host runs VMs.
@@ -143,6 +143,23 @@ impl QemuBuildHost {
             local_memory_mib(),
         )
     }
+}
+
+/// Total memory of this machine in MiB (from /proc/meminfo; 4 GiB when unreadable).
+fn local_memory_mib() -> u32 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            u32::try_from(kib / 1024).ok()
+        })
+        .unwrap_or(4096)
+}
+
+/// Cores of this machine.
+fn local_cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 #[async_trait]

@@ -82,23 +82,6 @@ pub(crate) fn shape_for(
     })
 }
 
-/// Total memory of this machine in MiB (from /proc/meminfo; 4 GiB when unreadable).
-pub(crate) fn local_memory_mib() -> u32 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            u32::try_from(kib / 1024).ok()
-        })
-        .unwrap_or(4096)
-}
-
-/// Cores of this machine.
-pub(crate) fn local_cores() -> u32 {
-    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
