@@ -16,11 +16,15 @@ bash scripts/build-fixture-images.sh "$IMAGEBUILDER_FIXTURE_IMAGES"
 
 step "storage servers for the upload tests (Azurite, moto; installed into the cache)"
 storage_state=$(mktemp -d)
-trap 'bash scripts/storage-servers.sh stop "$storage_state"; rm -rf "$storage_state"' EXIT
+trap 'bash scripts/libvirt-daemon.sh stop "$storage_state"; bash scripts/storage-servers.sh stop "$storage_state"; rm -rf "$storage_state"' EXIT
 bash scripts/storage-servers.sh start "$storage_state"
 # Exports IMAGEBUILDER_TEST_AZURITE / IMAGEBUILDER_TEST_S3 and the stores' AZURE_* / AWS_*.
 # shellcheck source=/dev/null
 . "$storage_state/env"
+
+step "libvirt daemon for the libvirt host's tests (libvirt-dev to build; libvirtd, virtlogd)"
+bash scripts/libvirt-daemon.sh start "$storage_state"
+export IMAGEBUILDER_TEST_LIBVIRT_URI=qemu:///system
 
 step "toolchain"
 cargo --version
