@@ -69,6 +69,44 @@ pub struct Environment {
     pub regions: BTreeMap<String, String>,
 }
 
+/// Where builds run, as an environment file may say (`"buildHost"`); the command line wins
+/// over it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BuildHostEntry {
+    /// `mock`, `qemu` or `libvirt`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// libvirt: the connection URI, e.g. `qemu+ssh://builder@hv1/system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// libvirt: the storage pool for the VMs' volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// libvirt: a libvirt network to attach VMs to instead of the user-mode network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// libvirt: a host bridge to attach VMs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+}
+
+/// An environment file as written: the [`Environment`] and the optional build host. Mirrors
+/// `Environment`'s fields so reading stays strict and errors keep their line and column.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EnvironmentFile {
+    #[serde(default)]
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    platform_images: Vec<PlatformImageEntry>,
+    #[serde(default)]
+    regions: BTreeMap<String, String>,
+    #[serde(default)]
+    build_host: Option<BuildHostEntry>,
+}
+
 /// The key of [`Environment::regions`] that serves every region not listed by name.
 pub const ANY_REGION: &str = "*";
 
@@ -151,14 +189,28 @@ impl Environment {
 
     /// Reads an environment file.
     pub fn from_file(path: &Path) -> Result<Self, EnvironmentError> {
+        Self::from_file_with_host(path).map(|(environment, _)| environment)
+    }
+
+    /// Reads an environment file and the build host it names, if any.
+    pub fn from_file_with_host(
+        path: &Path,
+    ) -> Result<(Self, Option<BuildHostEntry>), EnvironmentError> {
         let text = std::fs::read_to_string(path).map_err(|source| EnvironmentError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|e| EnvironmentError::Invalid {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })
+        let file: EnvironmentFile =
+            serde_json::from_str(&text).map_err(|e| EnvironmentError::Invalid {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let environment = Self {
+            state_dir: file.state_dir,
+            platform_images: file.platform_images,
+            regions: file.regions,
+        };
+        Ok((environment, file.build_host))
     }
 
     /// The object store URL of region `name` (compared case-insensitively).
@@ -245,6 +297,34 @@ mod tests {
         assert_eq!(
             env.platform_images[0].hyper_v_generation,
             HyperVGeneration::V1
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn files_may_name_the_build_host_and_keep_every_environment_field() {
+        let dir = std::env::temp_dir().join(format!("env-host-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("env.json");
+        // Every field an Environment serializes is read back (the file type mirrors it).
+        let mut value =
+            serde_json::to_value(Environment::embedded_default(Path::new("/s"))).unwrap();
+        value["buildHost"] = serde_json::json!({"type": "libvirt", "uri": "qemu+ssh://b@hv1/system", "network": "default"});
+        std::fs::write(&path, value.to_string()).unwrap();
+        let (env, host) = Environment::from_file_with_host(&path).unwrap();
+        assert_eq!(env, Environment::embedded_default(Path::new("/s")));
+        let host = host.unwrap();
+        assert_eq!(
+            (host.kind.as_str(), host.uri.as_deref()),
+            ("libvirt", Some("qemu+ssh://b@hv1/system"))
+        );
+        assert_eq!(host.network.as_deref(), Some("default"));
+        assert_eq!(Environment::from_file(&path).unwrap(), env);
+        std::fs::write(&path, r#"{"buildHost": {"type": "libvirt", "urí": "x"}}"#).unwrap();
+        let err = Environment::from_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("unknown field `urí`") && err.contains("line 1"),
+            "{err}"
         );
         std::fs::remove_dir_all(dir).unwrap();
     }

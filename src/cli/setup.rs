@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 use imagebuilder::core::distribute::InMemoryTargets;
 use imagebuilder::core::engine::Engine;
-use imagebuilder::core::environment::Environment;
+use imagebuilder::core::environment::{BuildHostEntry, Environment};
 use imagebuilder::core::source::SourceResolver;
 use imagebuilder::core::store::TemplateStore;
 use imagebuilder::dist::LocalTargets;
@@ -21,7 +21,7 @@ pub(crate) enum HostKind {
     Mock,
     /// QEMU on this machine (KVM when usable, else TCG).
     Qemu,
-    /// A libvirt hypervisor (issue #6).
+    /// A libvirt hypervisor, local or remote (--libvirt-uri).
     Libvirt,
 }
 
@@ -78,10 +78,18 @@ impl EnvArgs {
         &self,
         state_dir: &std::path::Path,
     ) -> Result<Environment, UsageError> {
+        Ok(self.environment_with_host(state_dir)?.0)
+    }
+
+    /// The environment file's contents and build host, or the embedded default.
+    pub(crate) fn environment_with_host(
+        &self,
+        state_dir: &std::path::Path,
+    ) -> Result<(Environment, Option<BuildHostEntry>), UsageError> {
         match &self.env_file {
-            Some(path) => Environment::from_file(path)
+            Some(path) => Environment::from_file_with_host(path)
                 .map_err(|e| UsageError(imagebuilder::core::error_chain(&e))),
-            None => Ok(Environment::embedded_default(state_dir)),
+            None => Ok((Environment::embedded_default(state_dir), None)),
         }
     }
 }
@@ -113,11 +121,13 @@ pub(crate) struct EngineArgs {
     #[command(flatten)]
     env: EnvArgs,
 
-    /// Build host.
-    #[arg(long, value_enum, default_value_t = HostKind::default())]
-    host: HostKind,
+    /// Build host [default: the environment file's buildHost, else qemu when built with it,
+    /// else mock].
+    #[arg(long, value_enum)]
+    host: Option<HostKind>,
 
-    /// QEMU accelerator: auto (KVM only when a bounded probe shows it works), kvm or tcg.
+    /// Accelerator: auto (KVM only when a bounded probe shows it works), kvm or tcg (for
+    /// libvirt: domain type kvm or qemu).
     #[arg(long, value_enum, default_value_t = AcceleratorArg::Auto)]
     accelerator: AcceleratorArg,
 
@@ -128,6 +138,38 @@ pub(crate) struct EngineArgs {
     /// Memory of every VM in MiB instead of the template's vmSize (with --cpus).
     #[arg(long, requires = "cpus")]
     memory_mib: Option<u32>,
+
+    #[command(flatten)]
+    libvirt: LibvirtArgs,
+}
+
+/// Options of `--host libvirt`.
+#[derive(Debug, Args)]
+pub(crate) struct LibvirtArgs {
+    /// libvirt connection URI, e.g. qemu+ssh://user@host/system [default: the environment
+    /// file's buildHost.uri, else qemu:///system].
+    #[arg(long, value_name = "URI")]
+    libvirt_uri: Option<String>,
+
+    /// Storage pool for the build VMs' volumes, made as a directory pool when missing
+    /// [default: buildHost.pool, else imagebuilder].
+    #[arg(long, value_name = "NAME")]
+    libvirt_pool: Option<String>,
+
+    /// Directory (on the hypervisor host) a missing pool is made at
+    /// (default: /var/lib/libvirt/images/NAME).
+    #[arg(long, value_name = "DIR")]
+    libvirt_pool_path: Option<PathBuf>,
+
+    /// Attach build VMs to this libvirt network (e.g. default) instead of a user-mode
+    /// network with SSH forwarded on 127.0.0.1; needed for remote URIs [default:
+    /// buildHost.network].
+    #[arg(long, value_name = "NAME", conflicts_with = "libvirt_bridge")]
+    libvirt_network: Option<String>,
+
+    /// Attach build VMs to this host bridge (e.g. br0) [default: buildHost.bridge].
+    #[arg(long, value_name = "NAME")]
+    libvirt_bridge: Option<String>,
 }
 
 /// `--accelerator`.
@@ -144,7 +186,17 @@ pub(crate) enum AcceleratorArg {
 impl EngineArgs {
     /// The engine these arguments describe.
     pub(crate) fn engine(&self, state_dir: &std::path::Path) -> Result<Engine, UsageError> {
-        let environment = self.env.environment(state_dir)?;
+        let (environment, build_host) = self.env.environment_with_host(state_dir)?;
+        let build_host = build_host.unwrap_or_default();
+        let host = match (self.host, build_host.kind.as_str()) {
+            (Some(host), _) => host,
+            (None, "") => HostKind::default(),
+            (None, kind) => HostKind::from_str(kind, true).map_err(|_| {
+                UsageError(format!(
+                    "the environment file's buildHost.type '{kind}' is not mock, qemu or libvirt"
+                ))
+            })?,
+        };
         let targets = LocalTargets::new(state_dir, environment.clone());
         // Managed images and gallery versions built here serve later builds as sources.
         let source = SourceResolver::new(
@@ -152,16 +204,14 @@ impl EngineArgs {
             Arc::new(targets.managed_images().clone()),
             Arc::new(targets.galleries().clone()),
         );
-        match self.host {
+        match host {
             HostKind::Mock => Ok(Engine::new(
                 Arc::new(MockBuildHost::new()),
                 Arc::new(source),
                 Arc::new(InMemoryTargets::new()),
             )),
             HostKind::Qemu => qemu_engine(source, targets, self),
-            HostKind::Libvirt => Err(UsageError(
-                "the libvirt host is not available yet (issue #6); use --host mock".into(),
-            )),
+            HostKind::Libvirt => libvirt_engine(source, targets, self, &build_host, state_dir),
         }
     }
 }
@@ -192,5 +242,72 @@ fn qemu_engine(
 fn qemu_engine(_: SourceResolver, _: LocalTargets, _: &EngineArgs) -> Result<Engine, UsageError> {
     Err(UsageError(
         "this build of imagebuilder lacks the 'qemu' feature".into(),
+    ))
+}
+
+#[cfg(feature = "libvirt")]
+fn libvirt_engine(
+    source: SourceResolver,
+    targets: LocalTargets,
+    args: &EngineArgs,
+    from_env: &BuildHostEntry,
+    state_dir: &std::path::Path,
+) -> Result<Engine, UsageError> {
+    use imagebuilder::drivers::libvirt::{
+        Accelerator, LibvirtBuildHost, LibvirtConfig, LibvirtNetwork, VmShape,
+    };
+    let lv = &args.libvirt;
+    // A network or bridge on the command line replaces the file's, whichever it named.
+    let (network, bridge) = if lv.libvirt_network.is_some() || lv.libvirt_bridge.is_some() {
+        (&lv.libvirt_network, &lv.libvirt_bridge)
+    } else {
+        (&from_env.network, &from_env.bridge)
+    };
+    let network = match (network, bridge) {
+        (Some(name), _) => LibvirtNetwork::Network(name.clone()),
+        (None, Some(name)) => LibvirtNetwork::Bridge(name.clone()),
+        (None, None) => LibvirtNetwork::User,
+    };
+    let defaults = LibvirtConfig::default();
+    let uri = lv
+        .libvirt_uri
+        .clone()
+        .or_else(|| from_env.uri.clone())
+        .unwrap_or(defaults.uri.clone());
+    let pool = lv
+        .libvirt_pool
+        .clone()
+        .or_else(|| from_env.pool.clone())
+        .unwrap_or(defaults.pool.clone());
+    let mut config = defaults
+        .with_uri(uri)
+        .with_pool(pool, lv.libvirt_pool_path.clone())
+        .with_network(network)
+        .with_lease_dir(state_dir.join("libvirt-leases"))
+        .with_accelerator(match args.accelerator {
+            AcceleratorArg::Auto => Accelerator::Auto,
+            AcceleratorArg::Kvm => Accelerator::Kvm,
+            AcceleratorArg::Tcg => Accelerator::Tcg,
+        });
+    if let (Some(cpus), Some(memory_mib)) = (args.cpus, args.memory_mib) {
+        config = config.with_shape(VmShape { cpus, memory_mib });
+    }
+    Ok(Engine::new(
+        Arc::new(LibvirtBuildHost::new(config)),
+        Arc::new(source),
+        Arc::new(targets),
+    ))
+}
+
+#[cfg(not(feature = "libvirt"))]
+fn libvirt_engine(
+    _: SourceResolver,
+    _: LocalTargets,
+    _: &EngineArgs,
+    _: &BuildHostEntry,
+    _: &std::path::Path,
+) -> Result<Engine, UsageError> {
+    Err(UsageError(
+        "this build of imagebuilder lacks the 'libvirt' feature (cargo build --features libvirt; needs libvirt-dev)".into(),
     ))
 }
