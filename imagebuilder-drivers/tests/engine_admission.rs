@@ -187,3 +187,36 @@ async fn a_queued_run_can_be_canceled_and_never_gets_a_vm() {
     assert_eq!(provisions, 1, "only the busy run provisioned a VM");
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[cfg(feature = "qemu")]
+#[test]
+fn the_qemu_host_tells_the_engine_how_big_its_vms_are() {
+    use imagebuilder_core::host::BuildHost;
+    use imagebuilder_core::template::model::VmProfile;
+    use imagebuilder_drivers::qemu::{QemuBuildHost, QemuConfig, VmShape};
+
+    let fixed = QemuBuildHost::new(QemuConfig::default().with_shape(VmShape {
+        cpus: 1,
+        memory_mib: 768,
+    }));
+    assert_eq!(fixed.vm_memory_mib(&VmProfile::default()), Some(768));
+    let sized = QemuBuildHost::new(QemuConfig::default());
+    let unknown = VmProfile {
+        vm_size: "Standard_Nonexistent".into(),
+        ..VmProfile::default()
+    };
+    assert_eq!(
+        sized.vm_memory_mib(&unknown),
+        None,
+        "unknown sizes are left to the engine"
+    );
+    let known = VmProfile {
+        vm_size: "Standard_D1_v2".into(),
+        ..VmProfile::default()
+    };
+    let mib = sized.vm_memory_mib(&known).unwrap();
+    assert!(
+        (512..=3584).contains(&mib),
+        "Standard_D1_v2 is 3.5 GiB, bounded by the machine: {mib}"
+    );
+}

@@ -168,6 +168,15 @@ impl BuildHost for QemuBuildHost {
         "qemu"
     }
 
+    fn vm_memory_mib(&self, profile: &VmProfile) -> Option<u64> {
+        // Asked before the source (and so the generation) is known: the larger default.
+        [HyperVGeneration::V1, HyperVGeneration::V2]
+            .into_iter()
+            .filter_map(|generation| self.shape(profile, generation).ok())
+            .map(|shape| u64::from(shape.memory_mib))
+            .max()
+    }
+
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::none();
         caps.bios = true;
