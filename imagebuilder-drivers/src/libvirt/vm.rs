@@ -103,14 +103,9 @@ impl BuildVm for LibvirtVm {
         }
         cleanup.push_str(&format!("; rm -rf {}", self.dir.display()));
         VmAccess {
-            how: format!(
-                "ssh -i {} -p {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes {}@{}",
-                self.seed.client_key.display(),
-                self.ssh_port,
-                self.seed.known_hosts.display(),
-                self.config.build_user,
-                self.address
-            ),
+            how: self
+                .seed
+                .ssh_command(&self.config.build_user, &self.address, self.ssh_port),
             cleanup,
         }
     }

@@ -67,14 +67,14 @@ impl BuildVm for QemuVm {
             .and_then(Child::id)
             .map_or_else(|| "?".to_owned(), |p| p.to_string());
         VmAccess {
-            how: format!(
-                "ssh -i {} -p {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes {}@127.0.0.1",
-                self.seed.client_key.display(),
-                self.ssh_port,
-                self.seed.known_hosts.display(),
-                self.config.build_user
+            how: self
+                .seed
+                .ssh_command(&self.config.build_user, "127.0.0.1", self.ssh_port),
+            cleanup: format!(
+                "kill {pid}; rm -rf {} {}",
+                self.dir.display(),
+                self.qmp.path().display()
             ),
-            cleanup: format!("kill {pid}; rm -rf {} {}", self.dir.display(), self.qmp.path().display()),
         }
     }
 

@@ -21,6 +21,18 @@ pub(crate) struct Seed {
     pub(crate) known_hosts: PathBuf,
 }
 
+impl Seed {
+    /// The `ssh` command a person runs to reach the VM as `user` at `address:port`, with
+    /// the build key and the pinned host key.
+    pub(crate) fn ssh_command(&self, user: &str, address: &str, port: u16) -> String {
+        format!(
+            "ssh -i {} -p {port} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes {user}@{address}",
+            self.client_key.display(),
+            self.known_hosts.display(),
+        )
+    }
+}
+
 /// Generates an ed25519 key pair at `path` (private) and `path.pub`.
 async fn keygen(path: &Path, comment: &str) -> Result<(), HostError> {
     let args: [OsString; 8] = [
