@@ -125,6 +125,21 @@ fn world(name: &str, regions: BTreeMap<String, String>) -> World {
     }
 }
 
+/// `w` with targets whose environment has exactly `regions` (same registries).
+fn with_regions(w: World, regions: BTreeMap<String, String>) -> World {
+    let environment = Environment {
+        state_dir: None,
+        platform_images: Vec::new(),
+        regions,
+    };
+    let targets = LocalTargets::with_registries(
+        environment,
+        w.targets.galleries().clone(),
+        w.targets.managed_images().clone(),
+    );
+    World { targets, ..w }
+}
+
 fn every_kind(dir: &Path) -> Vec<DistributorSpec> {
     vec![
         DistributorSpec::Vhd(VhdTarget {
@@ -307,17 +322,7 @@ async fn a_target_that_fails_leaves_the_others_and_nothing_partial() {
         "eastus".to_owned(),
         format!("file://{}/regions/eastus", w.dir.display()),
     )]);
-    let environment = Environment {
-        state_dir: None,
-        platform_images: Vec::new(),
-        regions,
-    };
-    let targets = LocalTargets::with_registries(
-        environment,
-        w.targets.galleries().clone(),
-        w.targets.managed_images().clone(),
-    );
-    let w = World { targets, ..w };
+    let w = with_regions(w, regions);
     let results = distribute(&w, &every_kind(&w.dir)).await;
     let err = results[2].as_ref().unwrap_err();
     assert!(
@@ -487,17 +492,7 @@ async fn a_region_that_cannot_be_written_takes_the_other_replicas_with_it() {
             format!("file://{}/regions/northeurope", w.dir.display()),
         ),
     ]);
-    let environment = Environment {
-        state_dir: None,
-        platform_images: Vec::new(),
-        regions,
-    };
-    let targets = LocalTargets::with_registries(
-        environment,
-        w.targets.galleries().clone(),
-        w.targets.managed_images().clone(),
-    );
-    let w = World { targets, ..w };
+    let w = with_regions(w, regions);
     let specs = every_kind(&w.dir);
     let results = distribute(&w, &specs[2..3]).await;
     let err = results[0].as_ref().unwrap_err();
