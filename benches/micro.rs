@@ -227,11 +227,5 @@ fn qcow2_reader(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    benches,
-    templates,
-    state_machine,
-    vhd_writer,
-    qcow2_reader
-);
+criterion_group!(benches, templates, state_machine, vhd_writer, qcow2_reader);
 criterion_main!(benches);

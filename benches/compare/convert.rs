@@ -127,17 +127,27 @@ pub(crate) fn run(setup: &Setup, case: &Case, tool: Tool) -> Result<Figures, Str
     let mut cmd = match tool {
         Tool::Ours => {
             let mut c = Command::new(&setup.imagebuilder);
-            c.arg("convert")
-                .arg(&case.input)
-                .arg(&output)
-                .args(["--format", "vhd", "--input-format", case.format]);
+            c.arg("convert").arg(&case.input).arg(&output).args([
+                "--format",
+                "vhd",
+                "--input-format",
+                case.format,
+            ]);
             c
         }
         Tool::QemuImg => {
             let mut c = Command::new("qemu-img");
-            c.args(["convert", "-f", case.format, "-O", "vpc", "-o", "subformat=fixed,force_size"])
-                .arg(&case.input)
-                .arg(&output);
+            c.args([
+                "convert",
+                "-f",
+                case.format,
+                "-O",
+                "vpc",
+                "-o",
+                "subformat=fixed,force_size",
+            ])
+            .arg(&case.input)
+            .arg(&output);
             c
         }
         Tool::Floor => {

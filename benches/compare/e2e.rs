@@ -134,7 +134,12 @@ pub(crate) struct RunFigures {
     pub(crate) helper_rss_mib: f64,
 }
 
-pub(crate) fn run(setup: &Setup, inputs: &Inputs, who: Contender, round: usize) -> Result<RunFigures, String> {
+pub(crate) fn run(
+    setup: &Setup,
+    inputs: &Inputs,
+    who: Contender,
+    round: usize,
+) -> Result<RunFigures, String> {
     let dir = inputs.dir.join(format!("run-{round}-{who:?}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -234,13 +239,8 @@ fn our_figures(w: &Watched) -> Result<RunFigures, String> {
         .filter_map(|l| Some((secs(l.at), serde_json::from_str::<Value>(&l.text).ok()?)))
         .collect();
     let at = |pred: &dyn Fn(&Value) -> bool| events.iter().find(|(_, e)| pred(e)).map(|(t, _)| *t);
-    let last = |pred: &dyn Fn(&Value) -> bool| {
-        events
-            .iter()
-            .rev()
-            .find(|(_, e)| pred(e))
-            .map(|(t, _)| *t)
-    };
+    let last =
+        |pred: &dyn Fn(&Value) -> bool| events.iter().rev().find(|(_, e)| pred(e)).map(|(t, _)| *t);
     let event = |name: &'static str| move |e: &Value| e["event"] == name;
     let wall = secs(w.outcome.wall);
     let (vm_start, vm_exit) = build_vm(&w.vms, wall)?;
@@ -264,7 +264,10 @@ fn our_figures(w: &Watched) -> Result<RunFigures, String> {
     }
     let customizing = generalized - provisioned;
     let phases = vec![
-        ("prepare (source, artifacts, overlay, seed)".into(), vm_start),
+        (
+            "prepare (source, artifacts, overlay, seed)".into(),
+            vm_start,
+        ),
         ("boot to SSH".into(), provisioned - vm_start),
         ("steps: Shell x3 + File".into(), steps),
         ("step: Restart".into(), restart),
@@ -275,7 +278,10 @@ fn our_figures(w: &Watched) -> Result<RunFigures, String> {
         ),
         ("power-off".into(), vm_exit - generalized),
         ("capture (flatten + sha256)".into(), captured - vm_exit),
-        ("write outputs (qcow2 + VHD)".into(), targets_done - captured),
+        (
+            "write outputs (qcow2 + VHD)".into(),
+            targets_done - captured,
+        ),
         ("finish (cleanup, run record)".into(), wall - targets_done),
     ];
     Ok(RunFigures {
@@ -364,8 +370,21 @@ fn packer(setup: &Setup, inputs: &Inputs, dir: &Path, skilled: bool) -> Result<R
         ));
     }
     // What a Packer user runs next to get the VHD Azure takes.
-    let vhd = run_quiet(Command::new("qemu-img").args(["convert", "-f", "qcow2", "-O", "vpc", "-o", "subformat=fixed,force_size"]).arg(&disk).arg(out.join("image.vhd")))
-        .map_err(|e| format!("qemu-img convert to VHD: {e}"))?;
+    let vhd = run_quiet(
+        Command::new("qemu-img")
+            .args([
+                "convert",
+                "-f",
+                "qcow2",
+                "-O",
+                "vpc",
+                "-o",
+                "subformat=fixed,force_size",
+            ])
+            .arg(&disk)
+            .arg(out.join("image.vhd")),
+    )
+    .map_err(|e| format!("qemu-img convert to VHD: {e}"))?;
     let wall = secs(watched.outcome.wall);
     let line_at = |needle: &str| {
         watched
@@ -379,8 +398,14 @@ fn packer(setup: &Setup, inputs: &Inputs, dir: &Path, skilled: bool) -> Result<R
     let halting = line_at("Gracefully halting").ok_or("no 'Gracefully halting' line")?;
     let phases = vec![
         ("prepare (copy image, ports)".into(), vm_start),
-        ("boot to SSH (incl. boot_wait, SSH polling)".into(), connected - vm_start),
-        ("provisioners (incl. restart, generalize)".into(), halting - connected),
+        (
+            "boot to SSH (incl. boot_wait, SSH polling)".into(),
+            connected - vm_start,
+        ),
+        (
+            "provisioners (incl. restart, generalize)".into(),
+            halting - connected,
+        ),
         ("power-off".into(), vm_exit - halting),
         ("after power-off (compaction if any)".into(), wall - vm_exit),
         ("qemu-img convert to fixed VHD".into(), secs(vhd.wall)),
@@ -413,17 +438,43 @@ fn bare(setup: &Setup, inputs: &Inputs, dir: &Path) -> Result<RunFigures, String
     let console = dir.join("console.log");
     let spawned = started.elapsed();
     let mut qemu = Command::new("qemu-system-x86_64")
-        .args(["-machine", "pc", "-accel", "tcg,thread=multi", "-cpu", "max"])
-        .args(["-smp", &crate::VM_CPUS.to_string(), "-m", &format!("{}M", crate::VM_MEMORY_MIB)])
+        .args([
+            "-machine",
+            "pc",
+            "-accel",
+            "tcg,thread=multi",
+            "-cpu",
+            "max",
+        ])
+        .args([
+            "-smp",
+            &crate::VM_CPUS.to_string(),
+            "-m",
+            &format!("{}M", crate::VM_MEMORY_MIB),
+        ])
         .args(["-nodefaults", "-display", "none", "-monitor", "none"])
         .arg("-serial")
         .arg(format!("file:{}", console.display()))
         .arg("-drive")
-        .arg(format!("file={},if=virtio,format=qcow2,cache=writeback", overlay.display()))
+        .arg(format!(
+            "file={},if=virtio,format=qcow2,cache=writeback",
+            overlay.display()
+        ))
         .arg("-drive")
-        .arg(format!("file={},if=virtio,format=raw,readonly=on", inputs.seed.display()))
-        .args(["-netdev", &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22")])
-        .args(["-device", "virtio-net-pci,netdev=n0", "-device", "virtio-rng-pci"])
+        .arg(format!(
+            "file={},if=virtio,format=raw,readonly=on",
+            inputs.seed.display()
+        ))
+        .args([
+            "-netdev",
+            &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22"),
+        ])
+        .args([
+            "-device",
+            "virtio-net-pci,netdev=n0",
+            "-device",
+            "virtio-rng-pci",
+        ])
         .stdin(std::process::Stdio::null())
         .spawn()
         .map_err(|e| format!("start qemu: {e}"))?;
@@ -433,7 +484,12 @@ fn bare(setup: &Setup, inputs: &Inputs, dir: &Path) -> Result<RunFigures, String
             let mut c = Command::new("ssh");
             c.arg("-i")
                 .arg(&inputs.key)
-                .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+                .args([
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                ])
                 .args(["-o", "LogLevel=ERROR", "-o", "BatchMode=yes"])
                 .arg("-o")
                 .arg(format!("ControlPath={}", control.display()))
@@ -455,7 +511,8 @@ fn bare(setup: &Setup, inputs: &Inputs, dir: &Path) -> Result<RunFigures, String
         };
         let connect = |count: usize| -> Result<(), String> {
             ready(count)?;
-            ok(ssh(&["-M", "-f", "-N", "-o", "ConnectTimeout=30"]).stdin(std::process::Stdio::null()))
+            ok(ssh(&["-M", "-f", "-N", "-o", "ConnectTimeout=30"])
+                .stdin(std::process::Stdio::null()))
         };
         let timed = |f: &dyn Fn() -> Result<(), String>| -> Result<f64, String> {
             let t = Instant::now();
@@ -469,7 +526,13 @@ fn bare(setup: &Setup, inputs: &Inputs, dir: &Path) -> Result<RunFigures, String
         commands += timed(&|| exec(STEP_ONE))?;
         commands += timed(&|| {
             ok(Command::new("scp")
-                .args(["-q", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+                .args([
+                    "-q",
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                ])
                 .arg("-o")
                 .arg(format!("ControlPath={}", control.display()))
                 .args(["-P", &port.to_string()])
@@ -479,14 +542,20 @@ fn bare(setup: &Setup, inputs: &Inputs, dir: &Path) -> Result<RunFigures, String
         commands += timed(&|| exec(STEP_TWO))?;
         let restart = timed(&|| {
             // The connection drops as the guest goes down.
-            let _ = ssh(&[]).arg("sudo reboot").stdin(std::process::Stdio::null()).output();
+            let _ = ssh(&[])
+                .arg("sudo reboot")
+                .stdin(std::process::Stdio::null())
+                .output();
             let _ = ssh(&["-O", "exit"]).output();
             connect(2)
         })?;
         commands += timed(&|| exec(STEP_THREE))?;
         commands += timed(&|| exec(GENERALIZE))?;
         let off = Instant::now();
-        let _ = ssh(&[]).arg("sudo poweroff").stdin(std::process::Stdio::null()).output();
+        let _ = ssh(&[])
+            .arg("sudo poweroff")
+            .stdin(std::process::Stdio::null())
+            .output();
         let _ = ssh(&["-O", "exit"]).output();
         Ok::<_, String>((boot, commands, restart, off))
     })();

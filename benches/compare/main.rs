@@ -219,7 +219,11 @@ fn machine(out: &mut String) {
         "TCG (forced for every contender)"
     };
     let _ = writeln!(out, "- accelerator: {kvm}");
-    let _ = writeln!(out, "- load at start: {}", sh("cut -d' ' -f1-3 /proc/loadavg"));
+    let _ = writeln!(
+        out,
+        "- load at start: {}",
+        sh("cut -d' ' -f1-3 /proc/loadavg")
+    );
     let _ = writeln!(
         out,
         "- versions: {}; {}; {}",
@@ -290,7 +294,12 @@ imagebuilder writes a qcow2 **and** a fixed VHD; Packer writes the qcow2, and th
                 .map(|r| r.wall + r.vhd_convert.unwrap_or(0.0))
                 .collect::<Vec<_>>(),
         );
-        let rss = median(&figures.iter().map(|r| r.builder_rss_mib).collect::<Vec<_>>());
+        let rss = median(
+            &figures
+                .iter()
+                .map(|r| r.builder_rss_mib)
+                .collect::<Vec<_>>(),
+        );
         let helper = median(&figures.iter().map(|r| r.helper_rss_mib).collect::<Vec<_>>());
         let (vhd, rss_s, helper_s) = if who == Contender::Bare {
             ("-".to_owned(), "-".to_owned(), "-".to_owned())
@@ -321,7 +330,12 @@ imagebuilder writes a qcow2 **and** a fixed VHD; Packer writes the qcow2, and th
         median(
             &bare
                 .iter()
-                .filter_map(|r| r.phases.iter().find(|(n, _)| n.starts_with(name)).map(|p| p.1))
+                .filter_map(|r| {
+                    r.phases
+                        .iter()
+                        .find(|(n, _)| n.starts_with(name))
+                        .map(|p| p.1)
+                })
                 .collect::<Vec<_>>(),
         )
     };
@@ -345,29 +359,58 @@ imagebuilder writes a qcow2 **and** a fixed VHD; Packer writes the qcow2, and th
     );
     for who in Contender::ALL {
         let figures = get(who);
-        let Some(first) = figures.first() else { continue };
+        let Some(first) = figures.first() else {
+            continue;
+        };
         let _ = writeln!(out, "Phases of {} (medians):\n", who.name());
         let _ = writeln!(out, "| phase | s |\n|---|---:|");
         for (i, (name, _)) in first.phases.iter().enumerate() {
-            let m = median(&figures.iter().filter_map(|r| r.phases.get(i).map(|p| p.1)).collect::<Vec<_>>());
+            let m = median(
+                &figures
+                    .iter()
+                    .filter_map(|r| r.phases.get(i).map(|p| p.1))
+                    .collect::<Vec<_>>(),
+            );
             let _ = writeln!(out, "| {name} | {m:.2} |");
         }
         let _ = writeln!(out);
     }
     // After the build: from the VM's exit (the guest's power-off) to every output written.
     let after = |who: Contender| {
-        median(&get(who).iter().filter_map(|r| r.after_build).collect::<Vec<_>>())
+        median(
+            &get(who)
+                .iter()
+                .filter_map(|r| r.after_build)
+                .collect::<Vec<_>>(),
+        )
     };
     let (a_ours, a_default, a_skilled) = (
         after(Contender::Ours),
         after(Contender::PackerDefault),
         after(Contender::PackerSkilled),
     );
-    let _ = writeln!(out, "## After the build: power-off to qcow2 + fixed VHD written (from the e2e runs)\n");
-    let _ = writeln!(out, "| contender | median s | ratio to Packer defaults + qemu-img |\n|---|---:|---:|");
-    let _ = writeln!(out, "| imagebuilder (capture, one pass to both outputs) | {a_ours:.2} | {} |", ratio(a_ours, a_default));
-    let _ = writeln!(out, "| Packer defaults (final convert) + qemu-img VHD | {a_default:.2} | 1.00 |");
-    let _ = writeln!(out, "| Packer skilled (no compaction) + qemu-img VHD | {a_skilled:.2} | {} |\n", ratio(a_skilled, a_default));
+    let _ = writeln!(
+        out,
+        "## After the build: power-off to qcow2 + fixed VHD written (from the e2e runs)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| contender | median s | ratio to Packer defaults + qemu-img |\n|---|---:|---:|"
+    );
+    let _ = writeln!(
+        out,
+        "| imagebuilder (capture, one pass to both outputs) | {a_ours:.2} | {} |",
+        ratio(a_ours, a_default)
+    );
+    let _ = writeln!(
+        out,
+        "| Packer defaults (final convert) + qemu-img VHD | {a_default:.2} | 1.00 |"
+    );
+    let _ = writeln!(
+        out,
+        "| Packer skilled (no compaction) + qemu-img VHD | {a_skilled:.2} | {} |\n",
+        ratio(a_skilled, a_default)
+    );
     json.insert(
         "afterBuild".into(),
         serde_json::json!({"ours": a_ours, "packerDefault": a_default, "packerSkilled": a_skilled}),
@@ -472,7 +515,10 @@ fn replicate_section(
             med(r, &|f| f.rss_mib),
             ratio(m, one)
         );
-        json.insert(format!("{r}"), serde_json::json!({"walls": walls, "median": m}));
+        json.insert(
+            format!("{r}"),
+            serde_json::json!({"walls": walls, "median": m}),
+        );
     }
     let _ = writeln!(out);
     let _ = std::fs::remove_dir_all(setup.data.join("replicate"));

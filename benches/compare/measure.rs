@@ -126,7 +126,11 @@ pub(crate) fn run_watched(cmd: &mut Command, log: &Path) -> std::io::Result<Watc
         let (done, tree) = (done.clone(), tree.clone());
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
-                sample(root, started, &mut tree.lock().unwrap_or_else(|e| e.into_inner()));
+                sample(
+                    root,
+                    started,
+                    &mut tree.lock().unwrap_or_else(|e| e.into_inner()),
+                );
                 std::thread::sleep(POLL);
             }
         })
@@ -192,8 +196,13 @@ fn tree_pids(root: u32) -> Vec<u32> {
             continue;
         };
         for task in tasks.flatten() {
-            let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            found.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            found.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
         }
     }
     found

@@ -57,7 +57,12 @@ pub(crate) struct Figures {
 }
 
 /// Publishes version `1.0.<n>` to the first `regions` regions, then removes the replicas.
-pub(crate) fn run(setup: &Setup, gallery: &Gallery, regions: usize, n: usize) -> Result<Figures, String> {
+pub(crate) fn run(
+    setup: &Setup,
+    gallery: &Gallery,
+    regions: usize,
+    n: usize,
+) -> Result<Figures, String> {
     settle();
     let mut cmd = Command::new(&setup.imagebuilder);
     cmd.args(["gallery", "publish"])
