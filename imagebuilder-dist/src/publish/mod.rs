@@ -5,6 +5,7 @@ mod feed;
 mod output;
 
 use std::any::Any;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use imagebuilder_core::template::model::OutputFormat;
 pub(crate) use feed::{Feed, SharedCapture, Ticket};
 pub(crate) use output::{remove_outputs, Destination, Written, CANCELED};
 
-use output::{write_output, OutputJob};
+use output::{copy_output, write_output, OutputJob};
 
 /// How often progress is reported while outputs are written.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
@@ -104,6 +105,55 @@ pub(crate) async fn write_all(
         cx.progress.bytes(run_output_name, total, total);
     }
     results
+}
+
+/// Writes `output` (a local file) once, then copies the finished file to each of `copies`,
+/// returning one result per destination, `output`'s first.
+///
+/// For replicas that would come out byte for byte the same (a gallery version's qcow2 in
+/// every region): the disk is encoded and hashed once instead of once per region, and each
+/// further replica costs one in-kernel file copy. Each copy is made under a temporary name
+/// beside its destination, flushed, and renamed, as [`write_all`] does; a failed copy fails
+/// only its own result. `hold` is kept alive until the last copy is done.
+pub(crate) async fn write_copies(
+    output: Output,
+    copies: Vec<PathBuf>,
+    image: &CapturedImage,
+    run_output_name: &str,
+    cx: &DistributeContext<'_>,
+    hold: Arc<dyn Any + Send + Sync>,
+) -> Vec<Result<Written, String>> {
+    let Destination::File(source) = output.destination.clone() else {
+        let message = "internal error: only a local file can be copied".to_owned();
+        return (0..=copies.len()).map(|_| Err(message.clone())).collect();
+    };
+    let mut results = write_all(vec![output], image, run_output_name, cx, hold.clone()).await;
+    let written = match results.remove(0) {
+        Ok(written) => written,
+        Err(message) => {
+            let mut all = vec![Err(message)];
+            all.extend(copies.iter().map(|_| Err(CANCELED.to_owned())));
+            return all;
+        }
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let _stop = CancelOnDrop(cancel.clone());
+    let tasks = copies.into_iter().map(|target| {
+        let (source, cancel, hold) = (source.clone(), cancel.clone(), hold.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            let _hold = hold;
+            copy_output(&source, &target, &cancel)
+        });
+        async move {
+            task.await
+                .unwrap_or_else(|e| Err(format!("the copy stopped: {e}")))
+        }
+    });
+    let mut all = vec![Ok(written.clone())];
+    for copied in futures::future::join_all(tasks).await {
+        all.push(copied.map(|()| written.clone()));
+    }
+    all
 }
 
 /// [`write_all`] for a distributor with one output.

@@ -197,6 +197,33 @@ fn write_local(job: OutputJob, path: &Path) -> Result<Written, String> {
     }
 }
 
+/// Copies the finished output `source` to `target` (under a temporary name, flushed, then
+/// renamed), unless `cancel` is set first.
+///
+/// # Errors
+/// A message saying what failed.
+pub(crate) fn copy_output(source: &Path, target: &Path, cancel: &AtomicBool) -> Result<(), String> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = TempFile::new(dir.join(format!(".{name}.{}.partial", unique_suffix())));
+    // copy_file_range underneath: the bytes never pass through this process.
+    std::fs::copy(source, partial.path())
+        .map_err(|e| format!("copy {} to {}: {e}", source.display(), target.display()))?;
+    std::fs::File::open(partial.path())
+        .and_then(|f| f.sync_all())
+        .map_err(|e| format!("flush {}: {e}", target.display()))?;
+    if cancel.load(Ordering::Relaxed) {
+        return Err(CANCELED.to_owned());
+    }
+    partial
+        .persist(target)
+        .map_err(|e| format!("move the output to {}: {e}", target.display()))
+}
+
 fn stream_to_url(job: OutputJob, url: &str, page_blob: bool) -> Result<Written, String> {
     let len = file_size(job.format, job.virtual_size);
     let sink = sink_for(url, len, page_blob, job.handle.clone()).map_err(|e| error_chain(&e))?;

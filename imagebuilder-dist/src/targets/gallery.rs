@@ -1,5 +1,6 @@
 //! `SharedImage` targets: a gallery version replicated to every target region at once.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -13,7 +14,7 @@ use imagebuilder_core::template::model::{
 };
 
 use super::{blocking, failed, join_url, registry_error, rejected, TicketSlot};
-use crate::publish::{remove_outputs, write_all, Destination, Output, CANCELED};
+use crate::publish::{remove_outputs, write_all, write_copies, Destination, Output, CANCELED};
 use crate::registry::{GalleryStore, PublishRequest, Replica, VersionDetails, VersionTarget};
 
 /// Publishes a gallery version: checks it against its image definition, chooses its number,
@@ -156,21 +157,43 @@ impl Distributor for GalleryDistributor {
             .iter()
             .map(|region| Destination::from_uri(&join_url(&region.url, &path), false))
             .collect();
-        let outputs = ticket
-            .feeds(image, regions.len())
-            .into_iter()
-            .zip(&destinations)
-            .map(|(feed, destination)| Output {
-                feed,
-                format: OutputFormat::Qcow2,
-                destination: destination.clone(),
-            })
-            .collect();
         let version = publication.version();
         // The writers keep the number reserved until they are done, even if this future is
         // dropped, so no rerun writes the same replica paths meanwhile.
         let publication = Arc::new(publication);
-        let results = write_all(outputs, image, name, cx, publication.clone()).await;
+        // Every replica is the same qcow2. When all go to local files, it is encoded and
+        // hashed once and the file copied to the other regions; else one feed per region.
+        let local: Option<Vec<PathBuf>> = destinations
+            .iter()
+            .map(|d| match d {
+                Destination::File(path) => Some(path.clone()),
+                Destination::Url { .. } => None,
+            })
+            .collect();
+        let results = match local {
+            Some(paths) if paths.len() > 1 => {
+                let output = Output {
+                    feed: ticket.feeds(image, 1).remove(0),
+                    format: OutputFormat::Qcow2,
+                    destination: destinations[0].clone(),
+                };
+                let copies = paths[1..].to_vec();
+                write_copies(output, copies, image, name, cx, publication.clone()).await
+            }
+            _ => {
+                let outputs = ticket
+                    .feeds(image, regions.len())
+                    .into_iter()
+                    .zip(&destinations)
+                    .map(|(feed, destination)| Output {
+                        feed,
+                        format: OutputFormat::Qcow2,
+                        destination: destination.clone(),
+                    })
+                    .collect();
+                write_all(outputs, image, name, cx, publication.clone()).await
+            }
+        };
         let failure = results
             .iter()
             .zip(&regions)
