@@ -76,10 +76,6 @@ impl Sha256Handle {
 /// [`Sha256Handle`] that [`HashingSink::new`] returns with the sink, since the writer consumes
 /// the sink itself.
 ///
-/// The hashing runs on a thread of its own, fed through a short queue: sha256 costs about as
-/// much CPU as reading and writing the bytes, so on two cores the output is written while the
-/// previous bytes are hashed, instead of one after the other.
-///
 /// ```
 /// use imagebuilder_dist::disk::{HashingSink, OutputSink};
 ///
@@ -101,79 +97,9 @@ impl Sha256Handle {
 #[derive(Debug)]
 pub struct HashingSink<S> {
     inner: S,
-    hasher: Hasher,
+    hasher: Sha256,
     next: u64,
     digest: Sha256Handle,
-}
-
-/// Pieces of the output queued for the hashing thread before the writer waits for it.
-const HASH_QUEUE: usize = 4;
-
-/// What the hashing thread hashes next.
-enum Piece {
-    Data(Vec<u8>),
-    Zeros(u64),
-}
-
-/// The hashing thread: pieces go in, the digest comes out when the queue closes.
-#[derive(Debug)]
-struct Hasher {
-    queue: Option<std::sync::mpsc::SyncSender<Piece>>,
-    thread: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Hasher {
-    fn start() -> Self {
-        let (queue, pieces) = std::sync::mpsc::sync_channel::<Piece>(HASH_QUEUE);
-        let thread = std::thread::Builder::new()
-            .name("sha256".into())
-            .spawn(move || {
-                let mut hasher = Sha256::new();
-                for piece in pieces {
-                    match piece {
-                        Piece::Data(bytes) => hasher.update(&bytes),
-                        Piece::Zeros(len) => hash_zeros(&mut hasher, len),
-                    }
-                }
-                hex::encode(hasher.finalize())
-            });
-        match thread {
-            Ok(thread) => Self {
-                queue: Some(queue),
-                thread: Some(thread),
-            },
-            // No thread to be had: hash nothing now and report no digest.
-            Err(_) => Self {
-                queue: None,
-                thread: None,
-            },
-        }
-    }
-
-    fn send(&self, piece: Piece) -> std::io::Result<()> {
-        let sent = self.queue.as_ref().map(|q| q.send(piece).is_ok());
-        match sent {
-            Some(true) => Ok(()),
-            _ => Err(std::io::Error::other("the sha256 thread stopped")),
-        }
-    }
-
-    /// Closes the queue and waits for the digest.
-    fn finish(mut self) -> std::io::Result<String> {
-        drop(self.queue.take());
-        self.thread
-            .take()
-            .ok_or_else(|| std::io::Error::other("could not start a sha256 thread"))?
-            .join()
-            .map_err(|_| std::io::Error::other("the sha256 thread panicked"))
-    }
-}
-
-impl Drop for Hasher {
-    fn drop(&mut self) {
-        // Closing the queue ends the thread; nobody waits for its digest.
-        drop(self.queue.take());
-    }
 }
 
 impl<S: OutputSink> HashingSink<S> {
@@ -182,7 +108,7 @@ impl<S: OutputSink> HashingSink<S> {
         let digest = Sha256Handle::default();
         let sink = Self {
             inner,
-            hasher: Hasher::start(),
+            hasher: Sha256::new(),
             next: 0,
             digest: digest.clone(),
         };
@@ -204,12 +130,9 @@ impl<S: OutputSink> HashingSink<S> {
         self.inner
     }
 
-    fn hash_zeros_to(&mut self, offset: u64) -> std::io::Result<()> {
-        if offset > self.next {
-            self.hasher.send(Piece::Zeros(offset - self.next))?;
-        }
+    fn hash_zeros_to(&mut self, offset: u64) {
+        hash_zeros(&mut self.hasher, offset - self.next);
         self.next = offset;
-        Ok(())
     }
 }
 
@@ -234,8 +157,8 @@ impl<S: OutputSink> OutputSink for HashingSink<S> {
             ));
         }
         self.inner.write_at(offset, data)?;
-        self.hash_zeros_to(offset)?;
-        self.hasher.send(Piece::Data(data.to_vec()))?;
+        self.hash_zeros_to(offset);
+        self.hasher.update(data);
         self.next += data.len() as u64;
         Ok(())
     }
@@ -247,19 +170,16 @@ impl<S: OutputSink> OutputSink for HashingSink<S> {
                 format!("finished at {len} bytes after writing up to {}", self.next),
             ));
         }
-        self.hash_zeros_to(len)?;
+        self.hash_zeros_to(len);
         let Self {
             inner,
             hasher,
             digest,
             ..
         } = *self;
-        // The file is flushed while the last pieces are hashed.
-        let finished = Box::new(inner).finish(len);
-        let sha256 = hasher.finish();
-        finished?;
+        Box::new(inner).finish(len)?;
         // Set only here: a handle never shows the digest of an output that failed.
-        let _ = digest.0.set(sha256?);
+        let _ = digest.0.set(hex::encode(hasher.finalize()));
         Ok(())
     }
 }
@@ -297,27 +217,6 @@ mod tests {
         let mut expected = vec![0u8; 300_000];
         expected[3..6].copy_from_slice(b"abc");
         expected[200_000] = b'x';
-        assert_eq!(
-            handle.get().unwrap(),
-            hex::encode(Sha256::digest(&expected))
-        );
-    }
-
-    #[test]
-    fn the_digest_keeps_the_order_of_many_pieces() {
-        // More pieces than the hashing queue holds, with gaps between them.
-        let (mut sink, handle) = HashingSink::new(Memory::default());
-        let mut expected = Vec::new();
-        for i in 0..50u64 {
-            let piece = vec![i as u8 + 1; 1000 + i as usize];
-            let at = expected.len() as u64 + i * 7;
-            expected.resize(at as usize, 0);
-            sink.write_at(at, &piece).unwrap();
-            expected.extend_from_slice(&piece);
-        }
-        let len = expected.len() as u64 + (1 << 20);
-        expected.resize(len as usize, 0);
-        Box::new(sink).finish(len).unwrap();
         assert_eq!(
             handle.get().unwrap(),
             hex::encode(Sha256::digest(&expected))
