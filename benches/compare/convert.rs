@@ -26,16 +26,25 @@ pub(crate) enum Tool {
     Ours,
     QemuImg,
     Floor,
+    /// `IB_BENCH_BEFORE`'s `imagebuilder convert`.
+    Before,
 }
 
 impl Tool {
-    pub(crate) const ALL: [Self; 3] = [Self::Ours, Self::QemuImg, Self::Floor];
+    pub(crate) fn all(before: bool) -> Vec<Self> {
+        let mut all = vec![Self::Ours, Self::QemuImg, Self::Floor];
+        if before {
+            all.push(Self::Before);
+        }
+        all
+    }
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Ours => "imagebuilder convert",
             Self::QemuImg => "qemu-img convert -O vpc",
             Self::Floor => "cp --sparse=always (floor)",
+            Self::Before => "imagebuilder convert, before",
         }
     }
 }
@@ -125,8 +134,12 @@ pub(crate) fn run(setup: &Setup, case: &Case, tool: Tool) -> Result<Figures, Str
     let _ = std::fs::remove_file(&output);
     settle();
     let mut cmd = match tool {
-        Tool::Ours => {
-            let mut c = Command::new(&setup.imagebuilder);
+        Tool::Ours | Tool::Before => {
+            let bin = match (tool, &setup.before) {
+                (Tool::Before, Some(before)) => before,
+                _ => &setup.imagebuilder,
+            };
+            let mut c = Command::new(bin);
             c.arg("convert").arg(&case.input).arg(&output).args([
                 "--format",
                 "vhd",

@@ -42,6 +42,9 @@ pub(crate) struct Setup {
     pub(crate) fixture: PathBuf,
     pub(crate) data: PathBuf,
     pub(crate) keep: bool,
+    /// Another imagebuilder binary (`IB_BENCH_BEFORE`, say one built before a change): its
+    /// conversion and replication run alternated with ours, for before/after ratios.
+    pub(crate) before: Option<PathBuf>,
 }
 
 struct Options {
@@ -130,6 +133,7 @@ fn run(options: &Options) -> Result<(), String> {
         data: std::env::var_os("IB_BENCH_DATA")
             .map_or_else(|| PathBuf::from("/tmp/imagebuilder-bench"), PathBuf::from),
         keep: options.keep,
+        before: std::env::var_os("IB_BENCH_BEFORE").map(PathBuf::from),
     };
     std::fs::create_dir_all(&setup.data).map_err(|e| e.to_string())?;
     let wants = |s: &str| options.sections.iter().any(|x| x == s);
@@ -436,9 +440,10 @@ fn convert_section(
     let mut json = serde_json::Map::new();
     for case in cases {
         let mut figures: BTreeMap<usize, Vec<convert::Figures>> = BTreeMap::new();
+        let tools = Tool::all(setup.before.is_some());
         for round in 0..reps {
-            for i in 0..Tool::ALL.len() {
-                let tool = Tool::ALL[(i + round) % Tool::ALL.len()];
+            for i in 0..tools.len() {
+                let tool = tools[(i + round) % tools.len()];
                 let f = convert::run(setup, case, tool)?;
                 eprintln!("convert: {}: {}: {:.2} s", case.name, tool.name(), f.wall);
                 figures.entry(tool as usize).or_default().push(f);
@@ -451,7 +456,7 @@ fn convert_section(
         let floor_synced = med(Tool::Floor, &|f| f.wall + f.fsync);
         let qemu = med(Tool::QemuImg, &|f| f.wall);
         let mut case_json = serde_json::Map::new();
-        for tool in Tool::ALL {
+        for tool in tools {
             let wall = med(tool, &|f| f.wall);
             let synced = med(tool, &|f| f.wall + f.fsync);
             let rss = med(tool, &|f| f.rss_mib);
@@ -487,36 +492,48 @@ fn replicate_section(
     results: &mut serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), String> {
     let gallery = replicate::gallery(setup, case.input.clone())?;
+    // (binary, label, regions), alternated.
+    let mut contenders = vec![
+        (setup.imagebuilder.clone(), "imagebuilder", 1),
+        (setup.imagebuilder.clone(), "imagebuilder", 3),
+    ];
+    if let Some(before) = &setup.before {
+        contenders.push((before.clone(), "before", 1));
+        contenders.push((before.clone(), "before", 3));
+    }
     let mut figures: BTreeMap<usize, Vec<replicate::Figures>> = BTreeMap::new();
     let mut n = 0;
     for round in 0..reps {
-        let order = if round % 2 == 0 { [1, 3] } else { [3, 1] };
-        for regions in order {
+        for i in 0..contenders.len() {
+            let k = (i + round) % contenders.len();
+            let (bin, label, regions) = &contenders[k];
             n += 1;
-            let f = replicate::run(setup, &gallery, regions, n)?;
-            eprintln!("replicate: {regions} region(s): {:.2} s", f.wall);
-            figures.entry(regions).or_default().push(f);
+            let f = replicate::run(bin, &gallery, *regions, n)?;
+            eprintln!("replicate: {label}: {regions} region(s): {:.2} s", f.wall);
+            figures.entry(k).or_default().push(f);
         }
     }
-    let med = |r: usize, f: &dyn Fn(&replicate::Figures) -> f64| {
-        median(&figures[&r].iter().map(f).collect::<Vec<_>>())
+    let med = |k: usize, f: &dyn Fn(&replicate::Figures) -> f64| {
+        median(&figures[&k].iter().map(f).collect::<Vec<_>>())
     };
-    let one = med(1, &|f| f.wall);
+    let one = med(0, &|f| f.wall);
     let _ = writeln!(out, "## Replication: one gallery version ({}, qcow2 replicas on local region stores; {reps} runs each, alternated)\n", case.name);
-    let _ = writeln!(out, "| regions | median wall s | range s | peak RSS MiB | ratio to 1 region |\n|---|---:|---:|---:|---:|");
+    let _ = writeln!(out, "| binary | regions | median wall s | range s | peak RSS MiB | ratio to its 1 region | ratio to imagebuilder, 1 region |\n|---|---|---:|---:|---:|---:|---:|");
     let mut json = serde_json::Map::new();
-    for r in [1, 3] {
-        let walls: Vec<f64> = figures[&r].iter().map(|f| f.wall).collect();
-        let m = med(r, &|f| f.wall);
+    for (k, (_, label, regions)) in contenders.iter().enumerate() {
+        let walls: Vec<f64> = figures[&k].iter().map(|f| f.wall).collect();
+        let m = med(k, &|f| f.wall);
+        let own_one = med(k - k % 2, &|f| f.wall);
         let _ = writeln!(
             out,
-            "| {r} | {m:.2} | {} | {:.1} | {} |",
+            "| {label} | {regions} | {m:.2} | {} | {:.1} | {} | {} |",
             range(&walls),
-            med(r, &|f| f.rss_mib),
+            med(k, &|f| f.rss_mib),
+            ratio(m, own_one),
             ratio(m, one)
         );
         json.insert(
-            format!("{r}"),
+            format!("{label}-{regions}"),
             serde_json::json!({"walls": walls, "median": m}),
         );
     }

@@ -1,6 +1,6 @@
 //! Replication: one gallery version published to one region vs to three, from the same disk.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::measure::{run_quiet, settle};
@@ -58,13 +58,13 @@ pub(crate) struct Figures {
 
 /// Publishes version `1.0.<n>` to the first `regions` regions, then removes the replicas.
 pub(crate) fn run(
-    setup: &Setup,
+    imagebuilder: &Path,
     gallery: &Gallery,
     regions: usize,
     n: usize,
 ) -> Result<Figures, String> {
     settle();
-    let mut cmd = Command::new(&setup.imagebuilder);
+    let mut cmd = Command::new(imagebuilder);
     cmd.args(["gallery", "publish"])
         .arg(&gallery.disk)
         .args(["--format", "qcow2", "--gallery-image-id"])
