@@ -282,3 +282,50 @@ fn pump(mut job: OutputJob, sink: Box<dyn OutputSink>) -> Result<u64, String> {
     }
     writer.finish().map_err(|e| error_chain(&e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("copy-output-{name}-{}", unique_suffix()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_copy_is_the_same_bytes_under_the_new_name_only() {
+        let dir = scratch("ok");
+        let source = dir.join("first.qcow2");
+        std::fs::write(&source, b"replica bytes").unwrap();
+        let target = dir.join("west").join("replica.qcow2");
+        copy_output(&source, &target, &AtomicBool::new(false)).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"replica bytes");
+        assert_eq!(names(&dir.join("west")), ["replica.qcow2"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_canceled_copy_leaves_nothing() {
+        let dir = scratch("cancel");
+        let source = dir.join("first.qcow2");
+        std::fs::write(&source, b"replica bytes").unwrap();
+        let target = dir.join("west").join("replica.qcow2");
+        let err = copy_output(&source, &target, &AtomicBool::new(true)).unwrap_err();
+        assert_eq!(err, CANCELED);
+        assert!(names(&dir.join("west")).is_empty());
+        let err = copy_output(&dir.join("missing"), &target, &AtomicBool::new(false)).unwrap_err();
+        assert!(err.contains("missing"), "{err}");
+        assert!(names(&dir.join("west")).is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
