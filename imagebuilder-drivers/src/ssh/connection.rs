@@ -17,6 +17,13 @@ use super::{SshTarget, IO_TIMEOUT, KEEPALIVE_INTERVAL};
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
 
+/// First wait for the server's banner after the TCP connect; doubled after each attempt that
+/// saw none, up to the I/O timeout, so a slow but live sshd is still reached. A listening
+/// sshd sends its banner at once; an accepted connection that stays silent is usually QEMU's
+/// user-mode network retrying a guest that does not listen yet, with a growing SYN backoff
+/// that a fresh connection skips.
+const BANNER_WAIT_START: Duration = Duration::from_secs(2);
+
 /// Whether the server has an SFTP subsystem, learned on first use.
 enum SftpState {
     Unknown,
@@ -88,12 +95,14 @@ impl Context {
     ) -> Result<Connection, SshError> {
         let target = &self.target;
         let mut pause = BACKOFF_START;
+        let mut banner_wait = BANNER_WAIT_START;
         let mut attempts = 0u32;
         loop {
             self.check_cancelled()?;
             attempts += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let error = match connect_once(target, remaining.max(Duration::from_millis(1))) {
+            let left = remaining.max(Duration::from_millis(1));
+            let error = match connect_once(target, left, banner_wait) {
                 Ok(connection) => {
                     tracing::debug!(
                         target = %target.address(),
@@ -106,7 +115,12 @@ impl Context {
                 Err(error) => error,
             };
             tracing::trace!(attempt = attempts, error = %chain(&error), "SSH connection attempt failed");
-            self.sleep_until((Instant::now() + pause).min(deadline))?;
+            if let SshError::NoBanner { .. } = error {
+                // That attempt already waited; try a fresh connection at once.
+                banner_wait = (banner_wait * 2).min(IO_TIMEOUT);
+            } else {
+                self.sleep_until((Instant::now() + pause).min(deadline))?;
+            }
             if Instant::now() >= deadline {
                 return Err(SshError::Deadline {
                     what: format!("answer SSH as {}", target.address()),
@@ -119,9 +133,13 @@ impl Context {
     }
 }
 
-/// One attempt: TCP connect, handshake, host key check, public-key authentication; no step
-/// waits longer than `budget`.
-fn connect_once(target: &SshTarget, budget: Duration) -> Result<Connection, SshError> {
+/// One attempt: TCP connect, the server's banner (within `banner_wait`), handshake, host key
+/// check, public-key authentication; no step waits longer than `budget`.
+fn connect_once(
+    target: &SshTarget,
+    budget: Duration,
+    banner_wait: Duration,
+) -> Result<Connection, SshError> {
     let addr = format!("{}:{}", target.host, target.port);
     match std::fs::metadata(&target.private_key) {
         Ok(meta) if meta.is_file() => {}
@@ -148,6 +166,7 @@ fn connect_once(target: &SshTarget, budget: Duration) -> Result<Connection, SshE
     let tcp = TcpStream::connect_timeout(&socket_addr, step)
         .map_err(|e| SshError::io(format!("connect to {addr}"), e))?;
     let _ = tcp.set_nodelay(true);
+    await_banner(&tcp, &addr, banner_wait.min(step))?;
     let socket = tcp
         .try_clone()
         .map_err(|e| SshError::io("duplicate the socket handle", e))?;
@@ -211,6 +230,39 @@ fn connect_once(target: &SshTarget, budget: Duration) -> Result<Connection, SshE
         socket,
         sftp: SftpState::Unknown,
     })
+}
+
+/// Waits until the server has sent something (its banner), without consuming it: libssh2
+/// reads it during the handshake.
+fn await_banner(tcp: &TcpStream, addr: &str, wait: Duration) -> Result<(), SshError> {
+    tcp.set_read_timeout(Some(wait))
+        .map_err(|e| SshError::io("set the banner wait", e))?;
+    let mut first = [0u8; 1];
+    let peeked = tcp.peek(&mut first);
+    tcp.set_read_timeout(None)
+        .map_err(|e| SshError::io("clear the banner wait", e))?;
+    match peeked {
+        Ok(0) => Err(SshError::io(
+            format!("read the SSH banner from {addr}"),
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the connection was closed before the server spoke",
+            ),
+        )),
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(SshError::NoBanner {
+                addr: addr.to_owned(),
+                after: wait,
+            })
+        }
+        Err(e) => Err(SshError::io(format!("read the SSH banner from {addr}"), e)),
+    }
 }
 
 /// Shutting the socket down first makes libssh2's teardown fail fast instead of waiting for

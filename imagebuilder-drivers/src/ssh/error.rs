@@ -51,6 +51,10 @@ pub(crate) enum SshError {
     /// The guest answered but refused or failed the operation.
     #[error("{0}")]
     Refused(String),
+    /// The TCP connection was accepted but no SSH banner came in time. QEMU's user-mode
+    /// network accepts on the host side before the guest listens, so this is retried.
+    #[error("no SSH banner from {addr} within {after:?} (the guest's sshd is not answering yet)")]
+    NoBanner { addr: String, after: Duration },
     /// A bounded wait ran out; `last` is the failure seen last, if any.
     #[error("did not {what} within {after:?}")]
     Deadline {
@@ -100,7 +104,7 @@ impl SshError {
             Self::Io { source, .. } => io_is_transport(source) || io_is_timeout(source),
             Self::Lost { .. } => true,
             Self::Ssh { source, .. } => ssh_is_transport(source) || ssh_is_timeout(source),
-            Self::Deadline { .. } => true,
+            Self::Deadline { .. } | Self::NoBanner { .. } => true,
             Self::HostKeyMismatch { .. } | Self::Invalid(_) | Self::Refused(_) => false,
             Self::Cancelled => true,
         }
