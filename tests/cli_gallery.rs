@@ -78,6 +78,31 @@ fn convert_writes_a_vhd_that_qemu_img_reads_as_the_same_disk() {
         std::fs::metadata(dir.join("out.vhd")).unwrap().len(),
         (20 << 20) + 512
     );
+    assert!(!text(&out).contains("sha256"), "{}", text(&out));
+
+    let out = run(
+        &dir,
+        &[
+            "convert",
+            "in.qcow2",
+            "again.vhd",
+            "--format",
+            "vhd",
+            "--sha256",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let sum = Command::new("sha256sum")
+        .arg(dir.join("again.vhd"))
+        .output()
+        .unwrap();
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    let digest = sum.split_whitespace().next().unwrap();
+    assert!(
+        text(&out).contains(&format!("sha256 {digest}")),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

@@ -288,21 +288,24 @@ fn distributor(newest: bool) -> impl Strategy<Value = DistributorSpec> {
             ),
         (
             tags(),
-            prop_oneof![Just(String::new()), Just("file:///out/x.vhd".to_owned())]
+            prop_oneof![Just(String::new()), Just("file:///out/x.vhd".to_owned())],
+            any::<bool>()
         )
-            .prop_map(|(tags, uri)| {
+            .prop_map(|(tags, uri, sha256)| {
                 DistributorSpec::Vhd(VhdTarget {
                     run_output_name: "vhd".into(),
                     artifact_tags: tags,
                     uri,
+                    sha256,
                 })
             }),
-        (tags(), pick::<OutputFormat>()).prop_map(|(tags, format)| {
+        (tags(), pick::<OutputFormat>(), any::<bool>()).prop_map(|(tags, format, sha256)| {
             DistributorSpec::ObjectStore(ObjectStoreTarget {
                 run_output_name: "object".into(),
                 artifact_tags: tags,
                 uri: "s3://bucket/images/x".into(),
                 format,
+                sha256,
             })
         }),
     ]

@@ -68,6 +68,7 @@ impl LocalTargets {
         match spec {
             DistributorSpec::Vhd(t) => Arc::new(
                 VhdDistributor::new(&t.run_output_name, &t.uri, t.artifact_tags.clone())
+                    .with_sha256(t.sha256)
                     .with_ticket(ticket),
             ),
             DistributorSpec::ManagedImage(t) => Arc::new(

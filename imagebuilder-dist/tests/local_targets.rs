@@ -146,6 +146,7 @@ fn every_kind(dir: &Path) -> Vec<DistributorSpec> {
             run_output_name: "vhd".into(),
             artifact_tags: BTreeMap::new(),
             uri: String::new(),
+            sha256: true,
         }),
         DistributorSpec::ManagedImage(ManagedImageTarget {
             run_output_name: "managed".into(),
@@ -178,6 +179,7 @@ fn every_kind(dir: &Path) -> Vec<DistributorSpec> {
             artifact_tags: BTreeMap::new(),
             uri: format!("file://{}/objects/", dir.display()),
             format: OutputFormat::VhdDynamic,
+            sha256: false,
         }),
     ]
 }
@@ -280,6 +282,10 @@ async fn every_target_from_one_read_of_the_capture() {
 
     let object = path_of(&outputs[3].artifact_uri);
     assert_eq!(object, w.dir.join("objects/object.vhd"));
+    assert_eq!(
+        outputs[3].sha256, "",
+        "a digest only when the target asks for one"
+    );
     same_disk(&w.image.path, "qcow2", &object, "vpc");
     let info = qemu_img(&[
         "info",
@@ -412,6 +418,7 @@ async fn regions_in_two_stores_and_a_page_blob_vhd() {
         run_output_name: "vhd".into(),
         artifact_tags: BTreeMap::new(),
         uri: format!("{azure}/{prefix}/image.vhd"),
+        sha256: true,
     });
     let DistributorSpec::SharedImage(gallery) = &mut specs[2] else {
         unreachable!()

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use imagebuilder::dist::disk::convert;
+use imagebuilder::dist::disk::{convert, sha256_file};
 use imagebuilder::template::model::OutputFormat;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -24,6 +24,10 @@ pub(crate) struct ConvertArgs {
     /// Format of the input (named, never guessed from its contents).
     #[arg(long, short = 'f', value_enum, default_value_t = DiskFormatArg::Qcow2)]
     input_format: DiskFormatArg,
+    /// Also print the output's sha256 (reads it back: every byte, zeros included, is hashed,
+    /// which takes longer than the conversion).
+    #[arg(long)]
+    sha256: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -67,17 +71,19 @@ pub(crate) fn run(args: &ConvertArgs) -> Result<Outcome, UsageError> {
         &mut progress,
     );
     bar.finish_and_clear();
-    match result {
-        Ok(converted) => {
-            out!(
-                "{}: {format}, virtual size {} bytes, file size {} bytes, sha256 {}",
-                args.output.display(),
-                converted.virtual_size,
-                converted.size,
-                converted.sha256
-            );
-            Ok(Outcome::Success)
-        }
-        Err(e) => Err(UsageError(imagebuilder::core::error_chain(&e))),
-    }
+    let converted = result.map_err(|e| UsageError(imagebuilder::core::error_chain(&e)))?;
+    let digest = if args.sha256 {
+        let sha256 = sha256_file(&args.output)
+            .map_err(|e| UsageError(imagebuilder::core::error_chain(&e)))?;
+        format!(", sha256 {sha256}")
+    } else {
+        String::new()
+    };
+    out!(
+        "{}: {format}, virtual size {} bytes, file size {} bytes{digest}",
+        args.output.display(),
+        converted.virtual_size,
+        converted.size,
+    );
+    Ok(Outcome::Success)
 }

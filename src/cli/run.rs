@@ -89,11 +89,16 @@ pub(crate) async fn run_and_report(
             report.message
         );
         for output in &report.outputs {
+            // Tab-separated columns; "-" where the target computed no digest.
+            let sha256 = if output.sha256.is_empty() {
+                "-"
+            } else {
+                &output.sha256
+            };
             out!(
-                "{}\t{}\t{}",
+                "{}\t{}\t{sha256}",
                 output.run_output_name,
                 output.artifact_id,
-                output.sha256
             );
         }
         if let Some(log) = log {

@@ -1,4 +1,4 @@
-//! File-to-file conversion, published atomically, with the output's sha256.
+//! File-to-file conversion, published atomically; the output's sha256 on request.
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +8,7 @@ use sha2::{Digest, Sha256};
 use super::raw::RawReader;
 use super::sink::hash_zeros;
 use super::{
-    open_reader, writer, ChunkData, DiskError, DiskReader, FileSink, FormatLayout, HashingSink,
-    OutputFormat, OutputSink,
+    open_reader, writer, ChunkData, DiskError, DiskReader, FileSink, FormatLayout, OutputFormat,
 };
 
 /// What [`convert`] wrote.
@@ -19,17 +18,15 @@ pub struct Converted {
     pub virtual_size: u64,
     /// The output file's size in bytes.
     pub size: u64,
-    /// The lowercase hex sha256 of the output file.
-    pub sha256: String,
 }
 
 /// Converts the image at `input` (of `input_format`) to `format` at `output`, calling
 /// `progress(done, total)` with bytes of the virtual disk. Blocking.
 ///
 /// The output is written beside `output` under a temporary name and renamed at the end, so a
-/// failure leaves nothing under `output` and never touches a file already there. The sha256
-/// is computed while writing when the format's writer is sequential, else by reading the
-/// finished file back (zeros of its holes hashed without being read).
+/// failure leaves nothing under `output` and never touches a file already there. No digest
+/// is computed: hashing every byte (the zeros of a fixed VHD included) costs several times
+/// the conversion itself, so callers who want one ask [`sha256_file`] afterwards.
 ///
 /// # Errors
 /// [`DiskError`] when the input cannot be read or is not a valid image, or the output cannot
@@ -90,27 +87,16 @@ fn write(
     let total = reader.virtual_size();
     let file = FileSink::create(path)
         .map_err(|e| DiskError::io(format!("create {}", path.display()), e))?;
-    let (sink, digest): (Box<dyn OutputSink>, _) = if format.sequential() {
-        let (sink, digest) = HashingSink::new(file);
-        (Box::new(sink), Some(digest))
-    } else {
-        (Box::new(file), None)
-    };
-    let mut writer = writer(format, total, sink)?;
+    let mut writer = writer(format, total, Box::new(file))?;
     progress(0, total);
     while let Some(chunk) = reader.next_chunk()? {
         writer.write_chunk(&chunk)?;
         progress(chunk.end(), total);
     }
     let size = writer.finish()?;
-    let sha256 = match digest.and_then(|d| d.get()) {
-        Some(sha256) => sha256,
-        None => sha256_file(path)?,
-    };
     Ok(Converted {
         virtual_size: format.virtual_size(total),
         size,
-        sha256,
     })
 }
 

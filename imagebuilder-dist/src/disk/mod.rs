@@ -10,7 +10,7 @@
 //! | [`open_reader`] | a [`DiskReader`] for a raw, qcow2 (v2, v3, deflate-compressed) or VHD (fixed, dynamic) file; the caller names the format |
 //! | [`writer`] | a [`DiskWriter`] for an [`OutputFormat`]: raw, qcow2 v3, fixed VHD (Azure's rules), dynamic VHD |
 //! | [`FileSink`], [`HashingSink`] | where writers put bytes: a local file; a wrapper that computes the output's sha256 |
-//! | [`convert`] | file to file, atomically, with the output's sha256 |
+//! | [`convert`], [`sha256_file`] | file to file, atomically; a file's sha256 (holes hashed without being read) |
 //!
 //! Readers never trust the file: every size and offset is checked against the file and against
 //! fixed bounds before it is used, and anything we do not read (backing files, encryption,
@@ -18,7 +18,7 @@
 //!
 //! ```no_run
 //! use imagebuilder_core::template::model::DiskFormat;
-//! use imagebuilder_dist::disk::{convert, OutputFormat};
+//! use imagebuilder_dist::disk::{convert, sha256_file, OutputFormat};
 //!
 //! let converted = convert(
 //!     "disk.qcow2".as_ref(),
@@ -27,7 +27,7 @@
 //!     OutputFormat::VhdFixed,
 //!     &mut |done, total| eprintln!("{done}/{total}"),
 //! )?;
-//! println!("{} bytes, sha256 {}", converted.size, converted.sha256);
+//! println!("{} bytes, sha256 {}", converted.size, sha256_file("disk.vhd".as_ref())?);
 //! # Ok::<(), imagebuilder_dist::disk::DiskError>(())
 //! ```
 

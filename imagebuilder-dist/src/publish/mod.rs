@@ -30,6 +30,9 @@ pub(crate) struct Output {
     pub(crate) format: OutputFormat,
     /// Where it goes.
     pub(crate) destination: Destination,
+    /// Whether to compute the output's sha256 (galleries and managed images record it;
+    /// other targets only when asked).
+    pub(crate) digest: bool,
 }
 
 /// Sets the flag when dropped: a dropped distribution stops its blocking writers.
@@ -67,6 +70,7 @@ pub(crate) async fn write_all(
                 format: output.format,
                 virtual_size: image.virtual_size,
                 destination: output.destination,
+                digest: output.digest,
                 spool_dir: cx.staging_dir.join("spool"),
                 cancel: cancel.clone(),
                 progress: Box::new(move |done| counter.store(done, Ordering::Relaxed)),

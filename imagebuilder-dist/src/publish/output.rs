@@ -68,7 +68,7 @@ impl Destination {
 /// What was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Written {
-    /// sha256 of the output file.
+    /// sha256 of the output file; empty when its job did not ask for it.
     pub(crate) sha256: String,
     /// Size of the output file.
     pub(crate) size: u64,
@@ -84,6 +84,8 @@ pub(crate) struct OutputJob {
     pub(crate) virtual_size: u64,
     /// Where it goes.
     pub(crate) destination: Destination,
+    /// Whether to compute the output's sha256.
+    pub(crate) digest: bool,
     /// Where a format that cannot stream (qcow2, dynamic VHD) is put together before its
     /// upload.
     pub(crate) spool_dir: PathBuf,
@@ -185,9 +187,13 @@ fn write_file(job: OutputJob, path: &Path) -> Result<Written, String> {
     Ok(written)
 }
 
-/// Writes to a local file, hashing as it goes when the format streams, else after.
+/// Writes to a local file; when a digest is wanted, hashing as it goes if the format
+/// streams, else after.
 fn write_local(job: OutputJob, path: &Path) -> Result<Written, String> {
     let sink = FileSink::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
+    if !job.digest {
+        return pump_plain(job, sink);
+    }
     if job.format.sequential() {
         pump_hashed(job, sink)
     } else {
@@ -227,7 +233,20 @@ pub(crate) fn copy_output(source: &Path, target: &Path, cancel: &AtomicBool) -> 
 fn stream_to_url(job: OutputJob, url: &str, page_blob: bool) -> Result<Written, String> {
     let len = file_size(job.format, job.virtual_size);
     let sink = sink_for(url, len, page_blob, job.handle.clone()).map_err(|e| error_chain(&e))?;
-    pump_hashed(job, sink)
+    if job.digest {
+        pump_hashed(job, sink)
+    } else {
+        pump_plain(job, sink)
+    }
+}
+
+/// [`pump`] without a digest.
+fn pump_plain(job: OutputJob, sink: impl OutputSink + 'static) -> Result<Written, String> {
+    let size = pump(job, Box::new(sink))?;
+    Ok(Written {
+        sha256: String::new(),
+        size,
+    })
 }
 
 /// [`pump`] through a [`HashingSink`]: the sha256 of a sequential output as it is written.

@@ -176,6 +176,7 @@ impl Distributor for GalleryDistributor {
                     feed: ticket.feeds(image, 1).remove(0),
                     format: OutputFormat::Qcow2,
                     destination: destinations[0].clone(),
+                    digest: true,
                 };
                 let copies = paths[1..].to_vec();
                 write_copies(output, copies, image, name, cx, publication.clone()).await
@@ -189,6 +190,7 @@ impl Distributor for GalleryDistributor {
                         feed,
                         format: OutputFormat::Qcow2,
                         destination: destination.clone(),
+                        digest: true,
                     })
                     .collect();
                 write_all(outputs, image, name, cx, publication.clone()).await

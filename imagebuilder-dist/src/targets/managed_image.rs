@@ -77,6 +77,7 @@ impl Distributor for ManagedImageDistributor {
             feed: ticket.feeds(image, 1).remove(0),
             format: OutputFormat::Qcow2,
             destination: destination.clone(),
+            digest: true,
         };
         // The writer keeps the id reserved until it is done, even if this future is dropped.
         let reservation = Arc::new(reservation);

@@ -60,6 +60,7 @@ impl Distributor for ObjectStoreDistributor {
             feed: ticket.feeds(image, 1).remove(0),
             format: self.target.format,
             destination,
+            digest: self.target.sha256,
         };
         let written = write_one(output, image, name, cx)
             .await

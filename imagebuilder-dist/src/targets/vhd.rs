@@ -19,6 +19,7 @@ pub struct VhdDistributor {
     run_output_name: String,
     uri: String,
     tags: BTreeMap<String, String>,
+    sha256: bool,
     ticket: TicketSlot,
 }
 
@@ -32,8 +33,15 @@ impl VhdDistributor {
             run_output_name: run_output_name.to_owned(),
             uri: uri.to_owned(),
             tags,
+            sha256: false,
             ticket: TicketSlot::default(),
         }
+    }
+
+    /// Records the VHD's sha256 in the run output (hashing every byte, zeros included).
+    pub fn with_sha256(mut self, sha256: bool) -> Self {
+        self.sha256 = sha256;
+        self
     }
 
     pub(crate) fn with_ticket(mut self, ticket: TicketSlot) -> Self {
@@ -73,6 +81,7 @@ impl Distributor for VhdDistributor {
             feed,
             format: OutputFormat::VhdFixed,
             destination,
+            digest: self.sha256,
         };
         let written = write_one(output, image, &self.run_output_name, cx)
             .await

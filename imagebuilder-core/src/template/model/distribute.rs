@@ -158,6 +158,11 @@ pub struct VhdTarget {
     /// Where to write the VHD; empty means the template's staging area.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub uri: String,
+    /// Whether the run output carries the file's sha256 (an extension field). Off by default,
+    /// like AIB's run outputs: hashing every byte of a fixed VHD, zeros included, costs
+    /// several times writing it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sha256: bool,
 }
 
 /// `ObjectStore` distributor (an extension of this library): the image as one file in any
@@ -174,4 +179,8 @@ pub struct ObjectStoreTarget {
     pub uri: String,
     /// Format of the file.
     pub format: OutputFormat,
+    /// Whether the run output carries the file's sha256. Off by default (see
+    /// [`VhdTarget::sha256`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sha256: bool,
 }

@@ -87,6 +87,7 @@ fn distributor(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Distributor
             run_output_name,
             artifact_tags,
             uri: f.str_since(cx, "uri", ApiVersion::V2022_07_01),
+            sha256: f.bool_or(cx, "sha256", false),
         }),
         Kind::ObjectStore => DistributorSpec::ObjectStore(ObjectStoreTarget {
             run_output_name,
@@ -97,6 +98,7 @@ fn distributor(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Distributor
                 "uri (where the file goes: file://, s3://, az://, gs:// or an Azure blob URL)",
             ),
             format: f.enum_opt(cx, "format").unwrap_or(OutputFormat::Qcow2),
+            sha256: f.bool_or(cx, "sha256", false),
         }),
         Kind::SharedImage => {
             f.set_code(ErrorCode::BadSharedImageDistribute);
