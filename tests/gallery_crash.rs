@@ -1,5 +1,6 @@
 //! A gallery publish killed with SIGKILL at random points never leaves a listed partial
-//! version, and publishing the same version again completes it.
+//! version; publishing the same version again completes it, and the next publish of any
+//! other version rolls it back.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -178,5 +179,62 @@ fn killed_publishes_never_list_a_partial_version_and_a_rerun_completes() {
         command
     });
     assert!(out.trim().ends_with("/versions/1.0.10"), "{out}");
+
+    // Publishes killed and never rerun are rolled back by the next publish of the definition:
+    // afterwards every replica file on disk belongs to a listed version, and no claim is left.
+    for i in 0..5 {
+        let mut child = publish(&format!("2.0.{i}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.below(whole + whole / 4)));
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+    }
+    ok(publish("3.0.0"));
+    let listed: Vec<String> = galleries_in(&state)
+        .versions(DEFINITION)
+        .unwrap()
+        .iter()
+        .flat_map(|m| m.replicas.iter().map(|r| r.uri.clone()))
+        .collect();
+    let on_disk = files_named(&dir.join("regions"), "disk.qcow2");
+    for file in &on_disk {
+        let uri = format!("file://{}", file.display());
+        assert!(
+            listed.contains(&uri),
+            "{} is a replica of no listed version (seed {seed})",
+            file.display()
+        );
+    }
+    let pending = files_ending(&state, ".pending");
+    assert!(pending.is_empty(), "claims left behind: {pending:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every file under `dir` (recursively) whose name is `name`.
+fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    files_matching(dir, &|file: &str| file == name)
+}
+
+/// Every file under `dir` (recursively) whose name ends with `suffix`.
+fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    files_matching(dir, &|file: &str| file.ends_with(suffix))
+}
+
+fn files_matching(dir: &Path, wanted: &dyn Fn(&str) -> bool) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_matching(&path, wanted));
+        } else if wanted(&entry.file_name().to_string_lossy()) {
+            found.push(path);
+        }
+    }
+    found
 }

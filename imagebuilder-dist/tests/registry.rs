@@ -248,6 +248,61 @@ fn a_crashed_publishers_leftover_is_replaced() {
     let _ = std::fs::remove_dir_all(root);
 }
 
+#[test]
+fn a_dead_publishers_claim_is_handed_over_for_rollback_unless_it_had_committed() {
+    let root = temp_root("rollback");
+    let store = gallery_with_definition(&root);
+    let id = definition_id();
+    let versions = root.join("s1/rg/g1/images/debian/versions");
+    // 1.0.0 committed, but its publisher died before dropping its claim.
+    assert_eq!(
+        publish(&store, &id, Versioning::Latest { major: -1 }, false),
+        "1.0.0"
+    );
+    std::fs::write(
+        versions.join("1.0.0.pending"),
+        br#"{"replicas": ["file:///r/1.0.0"]}"#,
+    )
+    .unwrap();
+    // 1.0.1 died while writing its replicas.
+    std::fs::write(
+        versions.join("1.0.1.pending"),
+        br#"{"replicas": ["file:///r1/1.0.1", "file:///r2/1.0.1"]}"#,
+    )
+    .unwrap();
+
+    let mut publication = store
+        .begin_publish(&request(&id, Versioning::Latest { major: -1 }))
+        .unwrap();
+    assert_eq!(
+        publication.version().to_string(),
+        "1.0.1",
+        "a dead claim frees its number"
+    );
+    let abandoned = publication.take_abandoned();
+    let replicas: Vec<&str> = abandoned
+        .iter()
+        .flat_map(|a| a.replicas.iter().map(String::as_str))
+        .collect();
+    assert_eq!(
+        replicas,
+        ["file:///r1/1.0.1", "file:///r2/1.0.1"],
+        "only the uncommitted publish is rolled back"
+    );
+    assert!(!versions.join("1.0.0.pending").exists());
+    publication
+        .record_replicas(&["file:///r1/new".to_owned()])
+        .unwrap();
+    let recorded = std::fs::read_to_string(versions.join("1.0.1.pending")).unwrap();
+    assert!(recorded.contains("file:///r1/new"), "{recorded}");
+    for claim in abandoned {
+        claim.rolled_back();
+    }
+    drop(publication);
+    assert!(!versions.join("1.0.1.pending").exists());
+    let _ = std::fs::remove_dir_all(root);
+}
+
 #[tokio::test]
 async fn latest_skips_excluded_versions_and_serves_sources() {
     let root = temp_root("latest");

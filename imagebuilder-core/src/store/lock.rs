@@ -41,6 +41,21 @@ impl FileLock {
         Self::try_acquire(path, Mode::Exclusive)
     }
 
+    /// Takes an exclusive lock on the existing file `path` if nobody holds it; `None` when
+    /// someone does or the file is gone (it is never created).
+    pub fn try_exclusive_existing(path: &Path) -> Result<Option<Self>, StoreError> {
+        let file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io("open lock file", path, e)),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Self { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(StoreError::io("lock", path, e)),
+        }
+    }
+
     /// Takes a shared lock unless someone holds the file exclusively; `None` when someone does.
     pub fn try_shared(path: &Path) -> Result<Option<Self>, StoreError> {
         Self::try_acquire(path, Mode::Shared)

@@ -7,9 +7,11 @@
 //! SUB/RG/GALLERY/images/DEF/versions/X.Y.Z.json      a complete version (its manifest)
 //! SUB/RG/GALLERY/images/DEF/versions/X.Y.Z.pending   a version being published (locked)
 //! ```
-//! A publisher holds an exclusive lock on its `.pending` file for as long as it runs, so a
-//! pending file nobody holds is the leftover of a publisher that died: its version number is
-//! free again, and the next publish of that number replaces whatever replicas it left.
+//! A publisher holds an exclusive lock on its `.pending` file for as long as it runs, and
+//! records in it where its replicas go before writing any. A pending file nobody holds is the
+//! leftover of a publisher that died: the next publish of that definition takes it over and
+//! rolls it back (deletes the replicas it lists, then the file), or, when it publishes the
+//! same number, completes it (its replicas go to the same paths).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -70,7 +72,43 @@ pub struct Publication {
     version: ImageVersion,
     versions_dir: PathBuf,
     // Held until commit or drop: tells other publishers the number is taken.
-    _claim: Reservation,
+    claim: Reservation,
+    /// Dead publishers' claims, taken over to be rolled back.
+    abandoned: Vec<Abandoned>,
+}
+
+/// A publication whose publisher died before committing, taken over by a later publish. Its
+/// pending file stays (with the list of its replicas) until [`Abandoned::rolled_back`] says
+/// they are deleted, so a crash during the rollback leaves it for the next publish.
+#[derive(Debug)]
+pub struct Abandoned {
+    /// Where the dead publisher was writing replicas (URIs as it recorded them).
+    pub replicas: Vec<String>,
+    /// `None` when this publish took the claim over to complete the same number.
+    claim: Option<Reservation>,
+}
+
+impl Abandoned {
+    /// The replicas are deleted: the pending file goes, and its number is free again.
+    pub fn rolled_back(mut self) {
+        if let Some(claim) = &mut self.claim {
+            claim.remove_file_on_drop();
+        }
+    }
+}
+
+/// What a pending file records: where its publisher writes.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct PendingRecord {
+    replicas: Vec<String>,
+}
+
+fn read_pending(path: &Path) -> PendingRecord {
+    // An empty or unreadable record (a publisher that died before recording) lists nothing.
+    fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
 }
 
 /// A version removed from its gallery whose replicas are still to be deleted. Its number
@@ -332,12 +370,22 @@ impl GalleryStore {
         // Pending before complete: a publisher commits (writes its manifest) before it drops
         // its pending file, so every number is seen in one list or the other.
         let mut in_progress = Vec::new();
+        let mut abandoned = Vec::new();
         for (version, path) in version_files(&versions_dir, PENDING)? {
             if FileLock::is_held(&path)? {
                 in_progress.push(version);
+                continue;
+            }
+            // Gone or replaced meanwhile: its publisher finished.
+            let Some(mut claim) = Reservation::take_over(&path)? else {
+                continue;
+            };
+            if versions_dir.join(format!("{version}.json")).exists() {
+                // Its publisher died after committing: the version is complete.
+                claim.remove_file_on_drop();
             } else {
-                // A dead publisher's leftover; only publishers holding this lock create them.
-                let _ = fs::remove_file(&path);
+                // A dead publisher's leftover: ours to roll back (or to complete, below).
+                abandoned.push((version, claim));
             }
         }
         let complete: Vec<ImageVersion> = version_files(&versions_dir, "json")?
@@ -366,18 +414,45 @@ impl GalleryStore {
                 ),
             });
         }
-        let claim = Reservation::try_take(&versions_dir.join(format!("{version}.{PENDING}")))?
-            .ok_or_else(|| RegistryError::AlreadyExists {
-                what: format!(
-                    "image version {} (being published)",
-                    id.version_id(&version)
-                ),
-            })?;
+        // Publishing a dead publisher's number completes it: same replica paths (those in
+        // regions this publish does not write are rolled back with the others).
+        let mut inherited = Vec::new();
+        let (mut claim, abandoned) = match abandoned.iter().position(|(v, _)| *v == version) {
+            Some(i) => {
+                let (_, claim) = abandoned.remove(i);
+                inherited.push(Abandoned {
+                    replicas: read_pending(claim.path()).replicas,
+                    claim: None,
+                });
+                (claim, abandoned)
+            }
+            None => {
+                let claim =
+                    Reservation::try_take(&versions_dir.join(format!("{version}.{PENDING}")))?
+                        .ok_or_else(|| RegistryError::AlreadyExists {
+                            what: format!(
+                                "image version {} (being published)",
+                                id.version_id(&version)
+                            ),
+                        })?;
+                (claim, abandoned)
+            }
+        };
+        claim.remove_file_on_drop();
+        let abandoned = abandoned
+            .into_iter()
+            .map(|(_, claim)| Abandoned {
+                replicas: read_pending(claim.path()).replicas,
+                claim: Some(claim),
+            })
+            .chain(inherited)
+            .collect();
         Ok(Publication {
             definition: id,
             version,
             versions_dir,
-            _claim: claim,
+            claim,
+            abandoned,
         })
     }
 }
@@ -476,6 +551,37 @@ impl Publication {
             lower(&d.image),
             self.version
         )
+    }
+
+    /// Records where the replicas go, before any is written, so that if this publisher dies
+    /// the next one can delete them.
+    ///
+    /// # Errors
+    /// When the record cannot be written (then nothing should be written either).
+    pub fn record_replicas(&self, uris: &[String]) -> Result<(), RegistryError> {
+        let record = PendingRecord {
+            replicas: uris.to_vec(),
+        };
+        let path = self.claim.path();
+        let bytes = serde_json::to_vec(&record)
+            .map_err(|e| StoreError::io("encode", path, std::io::Error::other(e.to_string())))?;
+        // Rewritten in place: the lock is on this file, not on its name.
+        let write = || -> std::io::Result<()> {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path)?;
+            std::io::Write::write_all(&mut file, &bytes)?;
+            file.sync_all()
+        };
+        write().map_err(|e| StoreError::io("write", path, e))?;
+        Ok(())
+    }
+
+    /// Dead publishers' claims on this definition, taken over by this publish: delete their
+    /// replicas, then call [`Abandoned::rolled_back`].
+    pub fn take_abandoned(&mut self) -> Vec<Abandoned> {
+        std::mem::take(&mut self.abandoned)
     }
 
     /// Makes the version visible: writes its manifest, the last step of a publish.

@@ -15,7 +15,9 @@ mod reservation;
 mod version;
 
 pub use error::RegistryError;
-pub use gallery::{GalleryStore, Publication, PublishRequest, RemovedVersion, VersionDetails};
+pub use gallery::{
+    Abandoned, GalleryStore, Publication, PublishRequest, RemovedVersion, VersionDetails,
+};
 pub use ids::{DefinitionId, GalleryId, ManagedImageId, VersionTarget};
 pub use managed::{ManagedImageReservation, ManagedImageStore};
 pub use model::{Gallery, ImageDefinition, ManagedImage, OsState, Replica, VersionManifest};

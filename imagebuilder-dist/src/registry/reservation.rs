@@ -14,6 +14,8 @@ use super::RegistryError;
 #[derive(Debug)]
 pub(super) struct Reservation {
     path: PathBuf,
+    /// Whether dropping the claim removes the file (else it stays, for the next holder).
+    remove_on_drop: bool,
     // Released after the file is removed (fields drop after `Drop::drop`).
     _lock: FileLock,
 }
@@ -30,16 +32,42 @@ impl Reservation {
             if lock.is_at(path) {
                 return Ok(Some(Self {
                     path: path.to_path_buf(),
+                    remove_on_drop: true,
                     _lock: lock,
                 }));
             }
         }
     }
+
+    /// Takes over the existing claim at `path` if its holder is gone (a dead process's
+    /// leftover): `None` when someone holds it, or when the file is gone or was replaced
+    /// meanwhile (its holder finished). Never creates the file.
+    pub(super) fn take_over(path: &Path) -> Result<Option<Self>, RegistryError> {
+        let Some(lock) = FileLock::try_exclusive_existing(path)? else {
+            return Ok(None);
+        };
+        Ok(lock.is_at(path).then(|| Self {
+            path: path.to_path_buf(),
+            remove_on_drop: false,
+            _lock: lock,
+        }))
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes the pending file when dropped (the default).
+    pub(super) fn remove_file_on_drop(&mut self) {
+        self.remove_on_drop = true;
+    }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        if self.remove_on_drop {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 

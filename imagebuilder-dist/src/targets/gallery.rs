@@ -15,7 +15,10 @@ use imagebuilder_core::template::model::{
 
 use super::{blocking, failed, join_url, registry_error, rejected, TicketSlot};
 use crate::publish::{remove_outputs, write_all, write_copies, Destination, Output, CANCELED};
-use crate::registry::{GalleryStore, PublishRequest, Replica, VersionDetails, VersionTarget};
+use crate::registry::{
+    Abandoned, GalleryStore, PublishRequest, Replica, VersionDetails, VersionTarget,
+};
+use crate::store::delete_object;
 
 /// Publishes a gallery version: checks it against its image definition, chooses its number,
 /// writes one qcow2 replica per target region concurrently from a single read of the
@@ -152,11 +155,20 @@ impl Distributor for GalleryDistributor {
         .await?
         .map_err(|e| registry_error(name, e))?;
 
+        let mut publication = publication;
         let path = publication.object_path(OutputFormat::Qcow2.extension());
         let destinations: Vec<Destination> = regions
             .iter()
             .map(|region| Destination::from_uri(&join_url(&region.url, &path), false))
             .collect();
+        let uris: Vec<String> = destinations.iter().map(Destination::uri).collect();
+        let abandoned = publication.take_abandoned();
+        let publication = blocking(name, move || {
+            publication.record_replicas(&uris).map(|()| publication)
+        })
+        .await?
+        .map_err(|e| registry_error(name, e))?;
+        roll_back(abandoned, &destinations).await;
         let version = publication.version();
         // The writers keep the number reserved until they are done, even if this future is
         // dropped, so no rerun writes the same replica paths meanwhile.
@@ -258,5 +270,22 @@ impl Distributor for GalleryDistributor {
             size: first.size,
             tags: t.artifact_tags.clone(),
         })
+    }
+}
+
+/// Deletes the replicas dead publishers left (best effort: a claim whose replicas could not
+/// all be deleted stays for the next publish), except those this publish writes anyway.
+async fn roll_back(abandoned: Vec<Abandoned>, ours: &[Destination]) {
+    let ours: Vec<String> = ours.iter().map(Destination::uri).collect();
+    for claim in abandoned {
+        let mut all_deleted = true;
+        for uri in claim.replicas.iter().filter(|uri| !ours.contains(uri)) {
+            if delete_object(uri).await.is_err() {
+                all_deleted = false;
+            }
+        }
+        if all_deleted {
+            claim.rolled_back();
+        }
     }
 }
