@@ -103,7 +103,8 @@ pub struct LibvirtConfig {
     pub shape: Option<VmShape>,
     /// Name of the build user created by the seed.
     pub build_user: String,
-    /// The disk tool on this machine (sizes of base disks).
+    /// The disk tool on this machine. Unused since base disks are checked and sized by our
+    /// own reader; kept so configurations that set it still build.
     pub qemu_img: String,
     /// Where this machine keeps the lease files of the VMs it owns.
     pub lease_dir: PathBuf,

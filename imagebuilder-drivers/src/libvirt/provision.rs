@@ -16,7 +16,8 @@ use super::{console, storage, LibvirtBuildHost, LibvirtConfig, LibvirtNetwork};
 use crate::ssh::{HostKey, SshGuest, SshTarget};
 use crate::vmkit::accel::{self, Accelerator};
 use crate::vmkit::console::ConsoleTail;
-use crate::vmkit::disk::{capture_format, local_base, os_disk_size, virtual_size};
+use crate::vmkit::disk::{capture_format, local_base, os_disk_size};
+use crate::vmkit::inspect::inspect_base;
 use crate::vmkit::sizes::shape_for;
 use crate::vmkit::{free_port, seed};
 
@@ -57,8 +58,10 @@ pub(super) async fn provision(
     // Local work first: nothing on the hypervisor yet.
     let dir = options.work_dir.clone();
     let base_path = local_base(&base.location, "libvirt")?;
-    let base_size = virtual_size(&config.qemu_img, &base_path).await?;
-    let disk_size = os_disk_size(base_size, options.vm_profile.os_disk_size_gb)?;
+    // Before it is uploaded and QEMU opens it (with its format named, never probed).
+    let checked = inspect_base(&base_path, base.format).await?;
+    let base_path = checked.path;
+    let disk_size = os_disk_size(checked.virtual_size, options.vm_profile.os_disk_size_gb)?;
     let seed = seed::create(&dir, &options.vm_id, &config.build_user).await?;
     let host_key = HostKey::parse(&seed.host_public_key)
         .map_err(|e| HostError::failed("read the pinned host key", e.to_string()))?;

@@ -8,22 +8,20 @@ use imagebuilder_core::host::HostError;
 use imagebuilder_core::template::model::DiskFormat;
 
 use crate::vmkit::command::run;
-use crate::vmkit::disk::{capture_format, os_disk_size, virtual_size};
+use crate::vmkit::disk::{capture_format, os_disk_size};
+use crate::vmkit::inspect::CheckedBase;
 
-/// Creates the overlay and grows it to `size_gib` when given (never shrinks). Returns the
-/// overlay's virtual size.
+/// Creates the overlay over the checked `base` (its format named, never probed) and grows
+/// it to `size_gib` when given (never shrinks). Returns the overlay's virtual size.
 pub(crate) async fn create_overlay(
     qemu_img: &str,
-    base: &Path,
+    base: &CheckedBase,
     base_format: DiskFormat,
     overlay: &Path,
     size_gib: u32,
 ) -> Result<u64, HostError> {
-    let base_size = virtual_size(qemu_img, base).await?;
-    let backing = base.canonicalize().map_err(|e| HostError::Failed {
-        operation: "resolve the base disk".into(),
-        source: Box::new(e),
-    })?;
+    let base_size = base.virtual_size;
+    let backing = base.path.clone();
     let args: [OsString; 9] = [
         "create".into(),
         "-q".into(),
@@ -38,9 +36,11 @@ pub(crate) async fn create_overlay(
     run("create the overlay disk", qemu_img, args).await?;
     let wanted = os_disk_size(base_size, size_gib)?;
     if wanted > base_size {
-        let args: [OsString; 4] = [
+        let args: [OsString; 6] = [
             "resize".into(),
             "-q".into(),
+            "-f".into(),
+            "qcow2".into(),
             overlay.into(),
             wanted.to_string().into(),
         ];

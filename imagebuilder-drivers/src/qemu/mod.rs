@@ -1,5 +1,10 @@
 //! The QEMU build host: real VMs on this machine (KVM when it works, else TCG).
 //!
+//! The base disk is checked first by our own reader: it must be the format the template
+//! declares (QEMU is always told the format, never left to probe it) and must reach for
+//! nothing outside itself (backing or data files), else the build fails before anything of
+//! the VM exists.
+//!
 //! Each VM boots a copy-on-write qcow2 overlay of the base disk (the base is never written)
 //! with a per-VM cloud-init NoCloud seed: a build user with an ephemeral ed25519 key and
 //! passwordless sudo, and a pre-generated host key the SSH client pins. SSH is forwarded to a
@@ -32,6 +37,7 @@ use self::socket::SocketFile;
 use self::vm::QemuVm;
 use crate::ssh::{HostKey, SshGuest, SshTarget};
 use crate::vmkit::console::ConsoleTail;
+use crate::vmkit::inspect::inspect_base;
 use crate::vmkit::sizes::shape_for;
 use crate::vmkit::{free_port, seed};
 
@@ -198,10 +204,12 @@ impl BuildHost for QemuBuildHost {
         }
         let dir = options.work_dir.clone();
         let base_path = crate::vmkit::disk::local_base(&base.location, "QEMU")?;
+        // Before qemu-img or QEMU opens it, and before anything of this VM exists.
+        let checked = inspect_base(&base_path, base.format).await?;
         let overlay = dir.join("disk.qcow2");
         let virtual_size = disk::create_overlay(
             &config.qemu_img,
-            &base_path,
+            &checked,
             base.format,
             &overlay,
             options.vm_profile.os_disk_size_gb,

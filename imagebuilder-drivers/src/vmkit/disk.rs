@@ -1,12 +1,10 @@
-//! The base disk as the VM hosts read it: a local file whose virtual size qemu-img reports.
+//! The base disk as the VM hosts read it: a local file, checked by [`super::inspect`] before
+//! anything else opens it.
 
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use imagebuilder_core::host::HostError;
 use imagebuilder_core::template::model::DiskFormat;
-
-use super::command::run;
 
 /// The base disk as a local path (`file://` URLs and plain paths).
 pub(crate) fn local_base(location: &str, host: &str) -> Result<PathBuf, HostError> {
@@ -25,26 +23,6 @@ pub(crate) fn local_base(location: &str, host: &str) -> Result<PathBuf, HostErro
         ));
     }
     Ok(path)
-}
-
-/// Virtual size in bytes, as qemu-img reports it.
-pub(crate) async fn virtual_size(qemu_img: &str, path: &Path) -> Result<u64, HostError> {
-    let args: [OsString; 4] = [
-        "info".into(),
-        "--output=json".into(),
-        "-U".into(),
-        path.into(),
-    ];
-    let info = run("read the disk's size", qemu_img, args).await?;
-    let info: serde_json::Value = serde_json::from_str(&info).map_err(|e| {
-        HostError::failed(
-            "read the disk's size",
-            format!("qemu-img info gave no JSON: {e}"),
-        )
-    })?;
-    info["virtual-size"].as_u64().ok_or_else(|| {
-        HostError::failed("read the disk's size", "qemu-img info gave no virtual-size")
-    })
 }
 
 /// The size the OS disk gets: the base's, or `size_gib` when given; never smaller.

@@ -1,10 +1,11 @@
 //! What the VM hosts (QEMU, libvirt) share: host tools, the NoCloud seed with its pinned host
-//! key, the serial console's tail, the Azure size table, and the base disk's local checks.
+//! key, the serial console's tail, the Azure size table, and the base disk's local checks (never trusting its bytes).
 
 pub(crate) mod accel;
 pub(crate) mod command;
 pub(crate) mod console;
 pub(crate) mod disk;
+pub(crate) mod inspect;
 pub(crate) mod seed;
 pub(crate) mod sizes;
 
