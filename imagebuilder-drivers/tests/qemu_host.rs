@@ -216,6 +216,14 @@ async fn a_failing_customizer_cleans_up_everything() {
         "guest output reaches the log"
     );
     f.assert_no_leaks();
+    let leases: Vec<_> = std::fs::read_dir(f.dir.join("leases"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        leases.is_empty(),
+        "a destroyed VM gives up its lease: {leases:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -241,6 +249,10 @@ async fn abort_keeps_the_vm_reachable_over_ssh() {
         .status()
         .unwrap();
     assert!(status.success(), "ssh to the kept VM: {}", kept.how);
+    // A kept VM has no lease: no reconcile takes it away from the person debugging it.
+    let found = f.host.reconcile().await.unwrap();
+    assert!(found.removed.is_empty(), "{found:?}");
+    assert_eq!(f.qemu_processes().len(), 1, "the kept VM still runs");
     let cleanup = std::process::Command::new("sh")
         .arg("-c")
         .arg(&kept.cleanup)

@@ -192,7 +192,8 @@ async fn the_qemu_host_refuses_untrusted_bases_before_anything_exists() {
     let host = QemuBuildHost::new(
         QemuConfig::default()
             .with_accelerator(Accelerator::Tcg)
-            .with_socket_dir(&sockets),
+            .with_socket_dir(&sockets)
+            .with_lease_dir(world.path("leases")),
     );
     world.refusals(&host).await;
     let sockets_left: Vec<_> = std::fs::read_dir(&sockets)

@@ -210,7 +210,7 @@ impl EngineArgs {
                 Arc::new(source),
                 Arc::new(InMemoryTargets::new()),
             )),
-            HostKind::Qemu => qemu_engine(source, targets, self),
+            HostKind::Qemu => qemu_engine(source, targets, self, state_dir),
             HostKind::Libvirt => libvirt_engine(source, targets, self, &build_host, state_dir),
         }
     }
@@ -221,13 +221,16 @@ fn qemu_engine(
     source: SourceResolver,
     targets: LocalTargets,
     args: &EngineArgs,
+    state_dir: &std::path::Path,
 ) -> Result<Engine, UsageError> {
     use imagebuilder::drivers::qemu::{Accelerator, QemuBuildHost, QemuConfig, VmShape};
-    let mut config = QemuConfig::default().with_accelerator(match args.accelerator {
-        AcceleratorArg::Auto => Accelerator::Auto,
-        AcceleratorArg::Kvm => Accelerator::Kvm,
-        AcceleratorArg::Tcg => Accelerator::Tcg,
-    });
+    let mut config = QemuConfig::default()
+        .with_lease_dir(state_dir.join("qemu-leases"))
+        .with_accelerator(match args.accelerator {
+            AcceleratorArg::Auto => Accelerator::Auto,
+            AcceleratorArg::Kvm => Accelerator::Kvm,
+            AcceleratorArg::Tcg => Accelerator::Tcg,
+        });
     if let (Some(cpus), Some(memory_mib)) = (args.cpus, args.memory_mib) {
         config = config.with_shape(VmShape { cpus, memory_mib });
     }
@@ -239,7 +242,12 @@ fn qemu_engine(
 }
 
 #[cfg(not(feature = "qemu"))]
-fn qemu_engine(_: SourceResolver, _: LocalTargets, _: &EngineArgs) -> Result<Engine, UsageError> {
+fn qemu_engine(
+    _: SourceResolver,
+    _: LocalTargets,
+    _: &EngineArgs,
+    _: &std::path::Path,
+) -> Result<Engine, UsageError> {
     Err(UsageError(
         "this build of imagebuilder lacks the 'qemu' feature".into(),
     ))

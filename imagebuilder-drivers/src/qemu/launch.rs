@@ -67,8 +67,8 @@ impl Launch<'_> {
             format!("unix:{},server=on,wait=off", path(self.qmp_socket)),
             "-drive".into(),
             format!(
-                "file={},if=virtio,format=qcow2,cache=writeback,discard=unmap",
-                path(self.disk)
+                "{},format=qcow2,cache=writeback,discard=unmap",
+                disk_marker(self.disk)
             ),
             "-drive".into(),
             format!("file={},if=virtio,format=raw,readonly=on", path(self.seed)),
@@ -91,6 +91,12 @@ impl Launch<'_> {
         }
         args
     }
+}
+
+/// The start of the overlay's `-drive` value: on the command line of this VM's QEMU only
+/// (each VM has its own overlay), so a crash recovery can tell its QEMU from a reused pid.
+pub(crate) fn disk_marker(disk: &Path) -> String {
+    format!("file={},if=virtio", disk.display())
 }
 
 /// Starts QEMU; console lines go to `console` and `tail` as they come.

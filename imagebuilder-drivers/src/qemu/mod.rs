@@ -17,6 +17,7 @@
 
 mod disk;
 mod launch;
+mod lease;
 mod qmp;
 mod socket;
 mod vm;
@@ -32,7 +33,10 @@ use imagebuilder_core::template::model::{DiskFormat, HyperVGeneration, OsType, V
 pub use crate::vmkit::accel::Accelerator;
 pub use crate::vmkit::sizes::{shape_of, VmShape};
 
-use self::launch::{spawn, uefi_vars_copy, Launch};
+pub use self::lease::ReconcileOutput;
+
+use self::launch::{disk_marker, spawn, uefi_vars_copy, Launch};
+use self::lease::{Lease, Record};
 use self::socket::SocketFile;
 use self::vm::QemuVm;
 use crate::ssh::{HostKey, SshGuest, SshTarget};
@@ -66,6 +70,10 @@ pub struct QemuConfig {
     /// Where QMP sockets go: UNIX socket paths must be shorter than 108 bytes, and a run's
     /// work dir is often deeper. Default: the temp dir.
     pub socket_dir: PathBuf,
+    /// Where the lease files of the VMs this machine runs go: locked while a build owns its
+    /// VM, they let [`QemuBuildHost::reconcile`] clean up after a build whose process died.
+    /// Default: `qemu-leases` in the default state dir; the CLI uses `STATE/qemu-leases`.
+    pub lease_dir: PathBuf,
 }
 
 impl Default for QemuConfig {
@@ -82,6 +90,8 @@ impl Default for QemuConfig {
             shape: None,
             build_user: "imagebuilder".into(),
             socket_dir: std::env::temp_dir(),
+            lease_dir: imagebuilder_core::store::TemplateStore::default_state_dir()
+                .join("qemu-leases"),
         }
     }
 }
@@ -110,6 +120,12 @@ impl QemuConfig {
         self.boot_timeout = timeout;
         self
     }
+
+    /// Keeps lease files in `dir`.
+    pub fn with_lease_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lease_dir = dir.into();
+        self
+    }
 }
 
 /// Builds on QEMU on this machine.
@@ -133,6 +149,26 @@ impl QemuBuildHost {
         Self {
             config: Arc::new(config),
         }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &QemuConfig {
+        &self.config
+    }
+
+    /// Cleans up after builds whose process died with a VM running: for every lease in
+    /// [`QemuConfig::lease_dir`] no live process holds, stops its QEMU (if that pid is still
+    /// its QEMU) and removes its overlay, seed, keys and QMP socket. VMs of live builds, and
+    /// VMs kept for a person by `errorHandling: abort`, are left alone. Every provision runs
+    /// it first.
+    ///
+    /// # Errors
+    /// [`HostError::Failed`] when the lease dir cannot be read.
+    pub async fn reconcile(&self) -> Result<ReconcileOutput, HostError> {
+        let dir = self.config.lease_dir.clone();
+        tokio::task::spawn_blocking(move || lease::reconcile(&dir))
+            .await
+            .map_err(|e| HostError::failed("reconcile leftovers", e.to_string()))?
     }
 
     /// The vCPUs and memory for `profile`, bounded by this machine.
@@ -206,7 +242,30 @@ impl BuildHost for QemuBuildHost {
         let base_path = crate::vmkit::disk::local_base(&base.location, "QEMU")?;
         // Before qemu-img or QEMU opens it, and before anything of this VM exists.
         let checked = inspect_base(&base_path, base.format).await?;
+        match self.reconcile().await {
+            Ok(found) if !found.removed.is_empty() => tracing::info!(
+                "cleaned up after crashed builds: {}",
+                found.removed.join(", ")
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                "reconciling leftovers failed: {}",
+                imagebuilder_core::error_chain(&e)
+            ),
+        }
         let overlay = dir.join("disk.qcow2");
+        let qmp = SocketFile::for_vm(&config.socket_dir, &dir);
+        // Before anything is made: a crash from here on leaves a record of it.
+        let mut lease = Lease::acquire(
+            &config.lease_dir,
+            Record {
+                vm_id: options.vm_id.clone(),
+                work_dir: dir.clone(),
+                qmp_socket: qmp.path().to_path_buf(),
+                marker: disk_marker(&overlay),
+                qemu: None,
+            },
+        )?;
         let virtual_size = disk::create_overlay(
             &config.qemu_img,
             &checked,
@@ -223,7 +282,6 @@ impl BuildHost for QemuBuildHost {
             HyperVGeneration::V1 => None,
             HyperVGeneration::V2 => Some(uefi_vars_copy(&config.ovmf_vars, &dir)?),
         };
-        let qmp = SocketFile::for_vm(&config.socket_dir, &dir);
         let host_key = HostKey::parse(&seed.host_public_key)
             .map_err(|e| HostError::failed("read the pinned host key", e.to_string()))?;
         tracing::info!(
@@ -251,6 +309,11 @@ impl BuildHost for QemuBuildHost {
             let tail = ConsoleTail::default();
             let stderr_log = dir.join("qemu.stderr");
             let mut child = spawn(&launch, options.console.clone(), tail.clone(), &stderr_log)?;
+            if let Err(e) = lease.set_qemu(child.id().unwrap_or_default()) {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return Err(e);
+            }
             let target = SshTarget {
                 host: "127.0.0.1".into(),
                 port: ssh_port,
@@ -277,6 +340,7 @@ impl BuildHost for QemuBuildHost {
                         seed,
                         ssh_port,
                         tail,
+                        lease: Some(lease),
                     }));
                 }
                 Attempt::Connected(Err(e)) => {

@@ -11,6 +11,7 @@ use imagebuilder_core::host::{
 use imagebuilder_core::template::model::DiskFormat;
 use tokio::process::Child;
 
+use super::lease::Lease;
 use super::socket::SocketFile;
 use super::{disk, qmp, QemuConfig};
 use crate::ssh::SshGuest;
@@ -31,6 +32,9 @@ pub(crate) struct QemuVm {
     pub(crate) seed: Seed,
     pub(crate) ssh_port: u16,
     pub(crate) tail: ConsoleTail,
+    /// Held while this process owns the VM; dropped without release it is stale, and the
+    /// next reconcile cleans up.
+    pub(crate) lease: Option<Lease>,
 }
 
 impl QemuVm {
@@ -132,19 +136,30 @@ impl BuildVm for QemuVm {
 
     async fn destroy(mut self: Box<Self>) -> Result<(), HostError> {
         self.kill().await;
-        match tokio::fs::remove_dir_all(&self.dir).await {
+        let result = match tokio::fs::remove_dir_all(&self.dir).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(HostError::Failed {
                 operation: format!("remove {}", self.dir.display()),
                 source: Box::new(e),
             }),
+        };
+        // On failure the lease stays, unlocked: the next reconcile retries.
+        if result.is_ok() {
+            if let Some(lease) = self.lease.take() {
+                lease.release();
+            }
         }
+        result
     }
 
     fn keep(mut self: Box<Self>) -> VmAccess {
         let access = self.access();
         self.qmp.keep();
+        // Kept for a person: no reconcile may take it away.
+        if let Some(lease) = self.lease.take() {
+            lease.release();
+        }
         // The handle kills QEMU when dropped; a kept VM must outlive it.
         if let Some(child) = self.child.take() {
             std::mem::forget(child);

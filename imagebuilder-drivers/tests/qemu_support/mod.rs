@@ -66,6 +66,7 @@ impl Fixture {
         std::fs::create_dir_all(&sockets).unwrap();
         let config = QemuConfig::default()
             .with_socket_dir(&sockets)
+            .with_lease_dir(dir.join("leases"))
             .with_accelerator(Accelerator::Tcg)
             .with_shape(VmShape {
                 cpus: 2,
