@@ -372,3 +372,129 @@ async fn cancel_while_booting_leaves_nothing() {
     f.wait_for_no_leaks().await;
     f.assert_no_leaks();
 }
+
+/// Every regular file under `dir`, depth first.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            files.extend(files_under(&entry.path()));
+        } else if kind.is_file() {
+            files.push(entry.path());
+        }
+    }
+    files
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// While the build VM runs: the one build key is `client_key` in the VM's work dir under the
+/// run's work dir, 0600, in a dir only its owner can enter; no other file of the run (logs,
+/// artifacts, sockets) holds it, and every file holding any private key is in that dir.
+/// Returns a line of the key, to look for after the run.
+fn check_the_build_key(
+    run_dir: &std::path::Path,
+    sockets: &std::path::Path,
+) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let files = files_under(run_dir);
+    let keys: Vec<_> = files
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "client_key"))
+        .collect();
+    let [key] = keys.as_slice() else {
+        return Err(format!("one build key expected: {keys:?}"));
+    };
+    let vm_dir = key.parent().unwrap();
+    if vm_dir.parent() != Some(run_dir.join("work").as_path()) {
+        return Err(format!(
+            "{} is not in a VM dir of the run's work dir",
+            key.display()
+        ));
+    }
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    if mode(key) != 0o600 {
+        return Err(format!("{} has mode {:o}", key.display(), mode(key)));
+    }
+    if mode(vm_dir) & 0o077 != 0 {
+        return Err(format!("{} has mode {:o}", vm_dir.display(), mode(vm_dir)));
+    }
+    let text = std::fs::read_to_string(key).unwrap();
+    if !text.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----") {
+        return Err(format!("{} is not a private key", key.display()));
+    }
+    // A line of the private part: the first lines of every ed25519 key file are alike.
+    let body: Vec<&str> = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    let secret = body[body.len() - 2].to_owned();
+    for file in files.iter().chain(&files_under(sockets)) {
+        if file == *key {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(file) else {
+            continue;
+        };
+        if contains(&bytes, secret.as_bytes()) {
+            return Err(format!("{} holds the build key", file.display()));
+        }
+        if contains(&bytes, b"PRIVATE KEY") && !file.starts_with(vm_dir) {
+            return Err(format!(
+                "{} holds a private key outside the VM's dir",
+                file.display()
+            ));
+        }
+    }
+    Ok(secret)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_build_key_stays_private_in_the_work_dir_and_goes_with_the_run() {
+    let Some(f) = Fixture::gen1("build_key") else {
+        return;
+    };
+    let template = f.template(|t| {
+        t["properties"]["customize"] =
+            json!([{"type": "Shell", "inline": ["echo key-check", "sleep 1"]}])
+    });
+    let engine = Engine::new(Arc::new(f.host.clone()), f.source(), f.capture_targets());
+    let mut options = f.run_options();
+    let checked = Arc::new(std::sync::Mutex::new(None));
+    let (seen, run_dir, sockets) = (checked.clone(), f.dir.clone(), f.sockets.clone());
+    let events = options.events.clone();
+    options.events = Arc::new(move |e: imagebuilder_core::engine::BuildEvent| {
+        if matches!(&e, imagebuilder_core::engine::BuildEvent::GuestOutput { line, .. } if line == "key-check")
+        {
+            *seen.lock().unwrap() = Some(check_the_build_key(&run_dir, &sockets));
+        }
+        events.emit(e);
+    });
+    let report = engine.run(&template, options).await;
+    assert_eq!(report.run_state, RunState::Succeeded, "{}", report.message);
+    let secret = checked
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the key was checked during the build")
+        .unwrap_or_else(|e| panic!("{e}"));
+    for file in files_under(&f.dir) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !contains(&bytes, secret.as_bytes()),
+            "{} holds the build key after the run",
+            file.display()
+        );
+        assert!(
+            !file.ends_with("client_key"),
+            "{} is left after the run",
+            file.display()
+        );
+    }
+    f.assert_no_leaks();
+}

@@ -99,8 +99,25 @@ fn user_data(user: &str, client_public: &str, host_private: &str, host_public: &
     )
 }
 
+/// Sets `path`'s permission bits to `mode`.
+async fn restrict(path: &Path, mode: u32) -> Result<(), HostError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .await
+        .map_err(|e| HostError::Failed {
+            operation: format!("restrict the permissions of {}", path.display()),
+            source: Box::new(e),
+        })
+}
+
 /// Writes keys, user-data and meta-data under `dir` and packs them into a CIDATA vfat image.
+///
+/// The secrets (the ephemeral build key, the host's private key inside the seed) live in
+/// `dir` only, which is made private to this user (0700) first; the build key is 0600 as
+/// ssh-keygen writes it, the seed image 0600, and the loose user-data holding the host's
+/// private key is removed once packed. The caller removes `dir` with the VM.
 pub(crate) async fn create(dir: &Path, instance_id: &str, user: &str) -> Result<Seed, HostError> {
+    restrict(dir, 0o700).await?;
     let client_key = dir.join("client_key");
     let host_key = dir.join("host_key");
     keygen(&client_key, "imagebuilder-build-user").await?;
@@ -142,11 +159,13 @@ pub(crate) async fn create(dir: &Path, instance_id: &str, user: &str) -> Result<
     let args: [OsString; 5] = [
         "-i".into(),
         image.clone().into(),
-        user_data_path.into(),
+        user_data_path.clone().into(),
         meta_data_path.into(),
         "::".into(),
     ];
     run("write the seed volume", "mcopy", args).await?;
+    restrict(&image, 0o600).await?;
+    let _ = tokio::fs::remove_file(&user_data_path).await;
     Ok(Seed {
         image,
         client_key,
