@@ -185,7 +185,7 @@ fn a_killed_build_leaves_a_qemu_that_the_next_reconcile_stops_and_cleans_up() {
     let host = QemuBuildHost::new(QemuConfig::default().with_lease_dir(&leases));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let found = runtime.block_on(host.reconcile()).unwrap();
-    assert_eq!(found.removed, [vm_id.clone()], "{found:?}");
+    assert_eq!(found.removed, std::slice::from_ref(&vm_id), "{found:?}");
     assert!(found.in_use.is_empty(), "{found:?}");
     assert!(!is_running(qemu), "QEMU {qemu} was stopped");
     assert!(!work_dir.exists(), "{} is removed", work_dir.display());

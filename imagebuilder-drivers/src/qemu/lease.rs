@@ -90,8 +90,19 @@ pub(crate) struct Lease {
     record: Record,
 }
 
+/// The lease file of `vm_id`: named after it, with anything but letters, digits, `-`, `_`
+/// and an inner `.` replaced, so an id never names a path outside `dir`.
 fn lease_path(dir: &Path, vm_id: &str) -> PathBuf {
-    dir.join(format!("{vm_id}.lease"))
+    let name: String = vm_id
+        .chars()
+        .enumerate()
+        .map(|(i, c)| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => c,
+            '.' if i > 0 => c,
+            _ => '_',
+        })
+        .collect();
+    dir.join(format!("{name}.lease"))
 }
 
 impl Lease {
@@ -352,12 +363,39 @@ mod tests {
             .unwrap()
     }
 
+    /// Reconciles once none of `stale` looks held: a process another test forks in this
+    /// one holds a copy of a dropped lease's descriptor (and so its lock) until it execs.
+    fn reconcile_once_free(dir: &Path, stale: &[&str]) -> ReconcileOutput {
+        for _ in 0..250 {
+            let held = stale.iter().any(|id| {
+                let file = File::open(lease_path(dir, id)).unwrap();
+                file.try_lock_shared().is_err()
+            });
+            if !held {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        reconcile(dir).unwrap()
+    }
+
     struct Reaped(Child);
     impl Drop for Reaped {
         fn drop(&mut self) {
             let _ = self.0.kill();
             let _ = self.0.wait();
         }
+    }
+
+    #[test]
+    fn lease_files_stay_in_their_dir() {
+        let dir = Path::new("/leases");
+        assert_eq!(lease_path(dir, "r1-build"), dir.join("r1-build.lease"));
+        assert_eq!(
+            lease_path(dir, "../../etc/x"),
+            dir.join("_._.._etc_x.lease")
+        );
+        assert_eq!(lease_path(dir, ".hidden"), dir.join("_hidden.lease"));
     }
 
     #[test]
@@ -390,7 +428,7 @@ mod tests {
         assert!(Lease::acquire(&leases, held.clone()).is_err());
         drop(lease); // as a killed process would
 
-        let output = reconcile(&leases).unwrap();
+        let output = reconcile_once_free(&leases, &["stale"]);
         assert_eq!(output.removed, ["stale"]);
         assert_eq!(output.in_use, ["held"]);
         assert!(
@@ -422,7 +460,7 @@ mod tests {
         late.qemu = Some((marked.0.id(), start_time(marked.0.id()).unwrap() + 1));
         drop(Lease::acquire(&leases, late).unwrap());
 
-        let output = reconcile(&leases).unwrap();
+        let output = reconcile_once_free(&leases, &["late", "vm"]);
         assert_eq!(output.removed, ["late", "vm"]);
         assert!(start_time(other.0.id()).is_some(), "a stranger was killed");
         assert!(
@@ -439,7 +477,7 @@ mod tests {
         let marker = format!("file={}/vm/disk.qcow2,if=virtio", dir.path().display());
         let mut orphan = Reaped(process_with(&marker));
         drop(Lease::acquire(&leases, record(dir.path(), "vm", &marker)).unwrap());
-        assert_eq!(reconcile(&leases).unwrap().removed, ["vm"]);
+        assert_eq!(reconcile_once_free(&leases, &["vm"]).removed, ["vm"]);
         assert!(
             orphan.0.try_wait().unwrap().is_some(),
             "the orphan was killed"
