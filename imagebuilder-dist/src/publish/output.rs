@@ -203,8 +203,9 @@ fn write_local(job: OutputJob, path: &Path) -> Result<Written, String> {
     }
 }
 
-/// Copies the finished output `source` to `target` (under a temporary name, flushed, then
-/// renamed), unless `cancel` is set first.
+/// Copies the finished, flushed output `source` to `target` (a hard link when both are on
+/// one filesystem, else a flushed copy; under a temporary name, then renamed), unless
+/// `cancel` is set first.
 ///
 /// # Errors
 /// A message saying what failed.
@@ -216,18 +217,27 @@ pub(crate) fn copy_output(source: &Path, target: &Path, cancel: &AtomicBool) -> 
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let partial = TempFile::new(dir.join(format!(".{name}.{}.partial", unique_suffix())));
-    // copy_file_range underneath: the bytes never pass through this process.
-    std::fs::copy(source, partial.path())
-        .map_err(|e| format!("copy {} to {}: {e}", source.display(), target.display()))?;
-    std::fs::File::open(partial.path())
-        .and_then(|f| f.sync_all())
-        .map_err(|e| format!("flush {}: {e}", target.display()))?;
+    // Published files are never modified in place, only replaced (renamed over) or deleted,
+    // so a replica on the same filesystem can share the source's blocks: a hard link costs
+    // nothing and needs no flush of data already flushed. Elsewhere, a copy
+    // (copy_file_range underneath: the bytes never pass through this process), flushed.
+    if std::fs::hard_link(source, partial.path()).is_err() {
+        std::fs::copy(source, partial.path())
+            .map_err(|e| format!("copy {} to {}: {e}", source.display(), target.display()))?;
+        std::fs::File::open(partial.path())
+            .and_then(|f| f.sync_all())
+            .map_err(|e| format!("flush {}: {e}", target.display()))?;
+    }
     if cancel.load(Ordering::Relaxed) {
         return Err(CANCELED.to_owned());
     }
     partial
         .persist(target)
-        .map_err(|e| format!("move the output to {}: {e}", target.display()))
+        .map_err(|e| format!("move the output to {}: {e}", target.display()))?;
+    // Make the new name durable before a manifest lists it.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("flush {}: {e}", dir.display()))
 }
 
 fn stream_to_url(job: OutputJob, url: &str, page_blob: bool) -> Result<Written, String> {
@@ -331,6 +341,46 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), b"replica bytes");
         assert_eq!(names(&dir.join("west")), ["replica.qcow2"]);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_replica_on_the_same_filesystem_shares_blocks_and_survives_its_source_being_replaced() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = scratch("link");
+        let source = dir.join("first.qcow2");
+        std::fs::write(&source, b"version one").unwrap();
+        let target = dir.join("west").join("replica.qcow2");
+        copy_output(&source, &target, &AtomicBool::new(false)).unwrap();
+        let (a, b) = (
+            std::fs::metadata(&source).unwrap(),
+            std::fs::metadata(&target).unwrap(),
+        );
+        assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()), "a hard link");
+        // Outputs are replaced by renaming a new file over them, never written in place.
+        let next = dir.join("next");
+        std::fs::write(&next, b"version two").unwrap();
+        std::fs::rename(&next, &source).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"version one");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_replica_on_another_filesystem_is_a_copy() {
+        let shm = Path::new("/dev/shm");
+        if !shm.is_dir() {
+            eprintln!("skipped: no /dev/shm for a second filesystem");
+            return;
+        }
+        let dir = scratch("cross");
+        let source = dir.join("first.qcow2");
+        std::fs::write(&source, b"replica bytes").unwrap();
+        let other = shm.join(format!("copy-output-cross-{}", unique_suffix()));
+        let target = other.join("replica.qcow2");
+        copy_output(&source, &target, &AtomicBool::new(false)).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"replica bytes");
+        assert_eq!(names(&other), ["replica.qcow2"]);
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_dir_all(other);
     }
 
     #[test]
