@@ -40,11 +40,14 @@ fn script() -> impl Strategy<Value = Script> {
 }
 
 fn shell() -> impl Strategy<Value = ShellStep> {
-    (option::of(text()), script(), sha256()).prop_map(|(name, script, sha256_checksum)| ShellStep {
-        name,
-        script,
-        sha256_checksum,
-    })
+    (option::of(text()), script(), sha256(), any::<bool>()).prop_map(
+        |(name, script, sha256_checksum, sensitive)| ShellStep {
+            name,
+            script,
+            sha256_checksum,
+            sensitive,
+        },
+    )
 }
 
 fn powershell() -> impl Strategy<Value = PowerShellStep> {
@@ -52,17 +55,20 @@ fn powershell() -> impl Strategy<Value = PowerShellStep> {
         option::of(text()),
         script(),
         sha256(),
-        any::<(bool, bool)>(),
+        any::<(bool, bool, bool)>(),
         vec(-5i64..300_000, 1..3),
     )
         .prop_map(
-            |(name, script, sha256_checksum, (elevated, system), codes)| PowerShellStep {
-                name,
-                script,
-                sha256_checksum,
-                run_elevated: elevated,
-                run_as_system: elevated && system,
-                valid_exit_codes: codes,
+            |(name, script, sha256_checksum, (elevated, system, sensitive), codes)| {
+                PowerShellStep {
+                    name,
+                    script,
+                    sha256_checksum,
+                    sensitive,
+                    run_elevated: elevated,
+                    run_as_system: elevated && system,
+                    valid_exit_codes: codes,
+                }
             },
         )
 }

@@ -108,3 +108,39 @@ async fn a_failing_step_names_its_command_without_the_secret() {
     assert!(everything.contains("<redacted>"), "{everything}");
     assert!(!everything.contains(CANARY), "{everything}");
 }
+
+#[tokio::test]
+async fn a_sensitive_inline_step_keeps_its_commands_out_of_everything_the_run_writes() {
+    let command = format!("register --key {CANARY}");
+    let doc = json!({
+        "type": "Microsoft.VirtualMachineImages/imageTemplates",
+        "apiVersion": "2024-02-01",
+        "name": "sensitive",
+        "location": "westeurope",
+        "properties": {
+            "source": {"type": "DiskImage", "uri": "file:///images/base.qcow2"},
+            "customize": [
+                {"type": "Shell", "name": "register", "sensitive": true, "inline": [command]}
+            ],
+            "distribute": [{"type": "VHD", "runOutputName": "vhd"}]
+        }
+    });
+    let parsed = parse_value(&doc, &ParseOptions::default()).unwrap_or_else(|d| panic!("{d:?}"));
+    let template = parsed.templates.into_iter().next().unwrap();
+    let host = MockBuildHost::new();
+    // The shell echoes the command it runs (set -x) and fails.
+    host.on_exec(
+        "register --key",
+        MockResponse::exit(4).stderr(format!("+ {command}")),
+    );
+    let (state, everything) = run("sensitive", &host, &template).await;
+    assert_eq!(state, RunState::Failed);
+    let ran = host.calls().into_iter().any(|call| match call {
+        MockCall::Upload { contents, .. } => String::from_utf8_lossy(&contents).contains(CANARY),
+        MockCall::Exec { command, .. } => command.contains(CANARY),
+        _ => false,
+    });
+    assert!(ran, "the guest got the command");
+    assert!(everything.contains("<redacted>"), "{everything}");
+    assert!(!everything.contains(CANARY), "{everything}");
+}

@@ -129,6 +129,7 @@ impl<S, T> TemplateBuilder<S, T> {
                 lines.into_iter().map(Into::into).collect(),
             ),
             sha256_checksum: String::new(),
+            sensitive: false,
         };
         self.customize(customize::ShellCustomizer::new(step))
     }

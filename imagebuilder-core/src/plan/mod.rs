@@ -10,7 +10,9 @@ pub use builder::{BuiltTemplate, NoSource, NoTarget, TemplateBuilder, WithSource
 
 use crate::customize::{self, Customizer};
 use crate::distribute::Distributor;
-use crate::template::model::{DistributorSpec, ErrorHandling, SourceSpec, VmProfile};
+use crate::template::model::{
+    CustomizerSpec, DistributorSpec, ErrorHandling, Script, SourceSpec, ValidatorSpec, VmProfile,
+};
 use crate::template::ImageTemplate;
 
 /// A distribution target: a template entry the engine's factory turns into a distributor, or
@@ -95,7 +97,28 @@ impl Template for ImageTemplate {
     }
 
     fn secrets(&self) -> Vec<String> {
-        self.secrets.clone()
+        let steps = self
+            .properties
+            .customize
+            .iter()
+            .filter_map(|step| match step {
+                CustomizerSpec::Shell(s) if s.sensitive => Some(&s.script),
+                CustomizerSpec::PowerShell(s) if s.sensitive => Some(&s.script),
+                _ => None,
+            });
+        let checks = self
+            .properties
+            .validate
+            .iter()
+            .flat_map(|v| &v.in_vm_validations);
+        let checks = checks.filter_map(|step| match step {
+            ValidatorSpec::Shell(s) if s.sensitive => Some(&s.script),
+            ValidatorSpec::PowerShell(s) if s.sensitive => Some(&s.script),
+            _ => None,
+        });
+        let mut secrets = self.secrets.clone();
+        secrets.extend(steps.chain(checks).flat_map(Script::secret_texts));
+        secrets
     }
 
     fn source(&self) -> &SourceSpec {

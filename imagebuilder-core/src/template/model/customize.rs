@@ -33,6 +33,16 @@ pub enum Script {
     Inline(Vec<String>),
 }
 
+impl Script {
+    /// The text a `sensitive` step keeps secret: its commands, or its URL.
+    pub fn secret_texts(&self) -> Vec<String> {
+        match self {
+            Self::ScriptUri(uri) => vec![uri.clone()],
+            Self::Inline(lines) => lines.clone(),
+        }
+    }
+}
+
 /// `Shell` customizer or validator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -46,6 +56,10 @@ pub struct ShellStep {
     /// sha256 of the script at `scriptUri`, 64 hex digits; empty means unchecked.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub sha256_checksum: String,
+    /// Extension: the script text (each inline command, or the `scriptUri`) is a secret,
+    /// scrubbed from the run's log, events and report like a secure deployment parameter.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
 }
 
 /// `PowerShell` customizer or validator.
@@ -61,6 +75,10 @@ pub struct PowerShellStep {
     /// sha256 of the script at `scriptUri`, 64 hex digits; empty means unchecked.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub sha256_checksum: String,
+    /// Extension: the script text (each inline command, or the `scriptUri`) is a secret,
+    /// scrubbed from the run's log, events and report like a secure deployment parameter.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
     /// Run with elevated privileges (default false).
     pub run_elevated: bool,
     /// Run as the SYSTEM account; only valid with `runElevated` (default false).

@@ -166,6 +166,7 @@ fn shell(cx: &mut Cx<'_>, f: &mut Fields<'_>, codes: &Codes) -> ShellStep {
         name: name(cx, f),
         script: script(cx, f, codes),
         sha256_checksum: sha256_field(cx, f),
+        sensitive: f.bool_or(cx, "sensitive", false),
     }
 }
 
@@ -173,6 +174,7 @@ fn powershell(cx: &mut Cx<'_>, f: &mut Fields<'_>, codes: &Codes) -> PowerShellS
     let name = name(cx, f);
     let script = script(cx, f, codes);
     let sha256_checksum = sha256_field(cx, f);
+    let sensitive = f.bool_or(cx, "sensitive", false);
     let run_elevated = f.bool_or(cx, "runElevated", false);
     let run_as_system = f.bool_or(cx, "runAsSystem", false);
     if run_as_system && !run_elevated {
@@ -187,6 +189,7 @@ fn powershell(cx: &mut Cx<'_>, f: &mut Fields<'_>, codes: &Codes) -> PowerShellS
         name,
         script,
         sha256_checksum,
+        sensitive,
         run_elevated,
         run_as_system,
         valid_exit_codes,
