@@ -111,6 +111,7 @@ pub(super) struct MockState {
 pub struct MockBuildHost {
     state: Arc<Mutex<MockState>>,
     capabilities: Capabilities,
+    capture_size: Option<u64>,
 }
 
 impl Default for MockBuildHost {
@@ -125,7 +126,16 @@ impl MockBuildHost {
         Self {
             state: Arc::default(),
             capabilities: Capabilities::all(),
+            capture_size: None,
         }
+    }
+
+    /// The same host capturing disks of `virtual_size` bytes: the usual contents padded with
+    /// zeros, a raw disk real targets can read (default: just the contents, reported as the
+    /// base disk's size, at least 1 GiB).
+    pub fn with_capture_size(mut self, virtual_size: u64) -> Self {
+        self.capture_size = Some(virtual_size);
+        self
     }
 
     /// The same host claiming only `capabilities`.
@@ -231,6 +241,7 @@ impl BuildHost for MockBuildHost {
             host: self.clone(),
             id: options.vm_id,
             base_disk: options.base_disk,
+            capture_size: self.capture_size,
         }))
     }
 }
@@ -241,6 +252,7 @@ struct MockVm {
     host: MockBuildHost,
     guest: MockGuest,
     base_disk: BaseDisk,
+    capture_size: Option<u64>,
 }
 
 #[async_trait]
@@ -286,16 +298,28 @@ impl BuildVm for MockVm {
             contents.push_str(&command);
             contents.push('\n');
         }
+        let write_failed = |e: std::io::Error| HostError::Failed {
+            operation: "write the capture".into(),
+            source: Box::new(e),
+        };
         tokio::fs::write(destination, contents)
             .await
-            .map_err(|e| HostError::Failed {
-                operation: "write the capture".into(),
-                source: Box::new(e),
-            })?;
+            .map_err(write_failed)?;
+        if let Some(size) = self.capture_size {
+            // A whole raw disk of that size, so real targets can read it.
+            let file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .open(destination)
+                .await
+                .map_err(write_failed)?;
+            file.set_len(size).await.map_err(write_failed)?;
+        }
         Ok(CapturedDisk {
             path: destination.to_path_buf(),
             format: self.base_disk.format,
-            virtual_size: self.base_disk.virtual_size.max(1 << 30),
+            virtual_size: self
+                .capture_size
+                .unwrap_or_else(|| self.base_disk.virtual_size.max(1 << 30)),
         })
     }
 
