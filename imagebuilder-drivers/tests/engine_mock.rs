@@ -380,6 +380,50 @@ async fn cancel_while_distributing() {
 }
 
 #[tokio::test]
+async fn a_cancel_during_distribution_keeps_the_published_targets_in_the_report() {
+    let h = Harness::new("cancel_after_one_target");
+    h.targets.delay("gallery", Duration::from_secs(600));
+    let mut options = h.options();
+    let cancel = options.cancel.clone();
+    // Cancel as soon as one target has published: the others are still writing.
+    options.events = Arc::new(move |e: BuildEvent| {
+        if matches!(&e, BuildEvent::TargetFinished { error: None, .. }) {
+            cancel.cancel();
+        }
+    });
+    let report = tokio::time::timeout(
+        Duration::from_secs(30),
+        h.engine.run(&template(|_| {}), options),
+    )
+    .await
+    .expect("cancel is prompt");
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Canceled, RunSubState::Distributing),
+        "{}",
+        report.message
+    );
+    let reported: Vec<&str> = report
+        .outputs
+        .iter()
+        .map(|o| o.run_output_name.as_str())
+        .collect();
+    assert_eq!(
+        reported,
+        ["vhd", "managed"],
+        "the targets published before the cancel are reported, in the template's order"
+    );
+    let mut published = h.targets.names();
+    published.sort();
+    assert_eq!(
+        published,
+        ["managed", "vhd"],
+        "and nothing else was published"
+    );
+    h.assert_clean();
+}
+
+#[tokio::test]
 async fn cancel_before_start_ends_canceled_in_queued() {
     let h = Harness::new("cancel_queued");
     let options = h.options();

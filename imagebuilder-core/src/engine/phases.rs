@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::driver::{phase_vm, Engine, RunOptions};
 use super::log::RunLog;
@@ -388,7 +388,16 @@ impl<'a> Run<'a> {
                 (name, result)
             }
         });
-        for (name, result) in join_all(jobs).await {
+        // Each result is recorded as it arrives: when a cancel or the deadline drops this
+        // future, the targets already published stay in the run's outputs.
+        let order = |name: &str| {
+            targets
+                .iter()
+                .position(|t| t.run_output_name() == name)
+                .unwrap_or(usize::MAX)
+        };
+        let mut jobs: FuturesUnordered<_> = jobs.collect();
+        while let Some((name, result)) = jobs.next().await {
             match result {
                 Ok(output) => {
                     log.emit(BuildEvent::TargetFinished {
@@ -397,6 +406,8 @@ impl<'a> Run<'a> {
                         error: None,
                     });
                     self.outputs.push(output);
+                    // In the template's order, whatever order they finish in.
+                    self.outputs.sort_by_key(|o| order(&o.run_output_name));
                 }
                 Err(message) => {
                     log.note(&format!("target {name} failed: {message}"));
@@ -409,6 +420,7 @@ impl<'a> Run<'a> {
                         run_output_name: name,
                         message,
                     });
+                    self.failures.sort_by_key(|f| order(&f.run_output_name));
                 }
             }
         }
