@@ -33,10 +33,14 @@ pub(crate) struct Fixture {
     pub(crate) events: Arc<Mutex<Vec<BuildEvent>>>,
 }
 
-/// The directory the test command builds the fixture images into.
+/// The directory the test command builds the fixture images into. Unset, the test is
+/// skipped with a message, but in CI (`CI=true`) it fails: the test command sets it there.
 fn images_dir() -> Option<PathBuf> {
     match std::env::var_os("IMAGEBUILDER_FIXTURE_IMAGES") {
         Some(dir) => Some(PathBuf::from(dir)),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("IMAGEBUILDER_FIXTURE_IMAGES is not set in CI: `bash scripts/test.sh` builds the fixture images and sets it")
+        }
         None => {
             eprintln!("skipped: IMAGEBUILDER_FIXTURE_IMAGES is not set; `bash scripts/test.sh` builds the fixture images and sets it");
             None
@@ -201,22 +205,39 @@ impl Fixture {
 
     /// QEMU processes started for this test (their command line names its directory).
     pub(crate) fn qemu_processes(&self) -> Vec<String> {
-        // With the trailing slash, so test `cancel` does not see `cancel_booting`'s VMs.
-        let needle = format!("{}/", self.dir.display());
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains("qemu-system") && cmdline.contains(&needle) {
-                found.push(format!(
-                    "{}: {cmdline}",
-                    entry.file_name().to_string_lossy()
-                ));
+        qemu_processes_under(&self.dir)
+            .into_iter()
+            .map(|(pid, cmdline)| format!("{pid}: {cmdline}"))
+            .collect()
+    }
+
+    /// What runs with their work dir in `work_dir` left behind, as text (empty when
+    /// nothing): QEMU processes (with them their forwarded ports), files in `work_dir`
+    /// (overlays, seeds, captures), QMP sockets. Waits a moment for processes killed from
+    /// outside to exit.
+    pub(crate) async fn leaks(&self, work_dir: &Path) -> Vec<String> {
+        for _ in 0..100 {
+            if self.qemu_processes().is_empty() {
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        found
+        let mut leaks: Vec<String> = self
+            .qemu_processes()
+            .into_iter()
+            .map(|p| format!("process {p}"))
+            .collect();
+        if work_dir.exists() {
+            leaks.push(format!("work dir {}", work_dir.display()));
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.sockets) {
+            leaks.extend(
+                entries
+                    .flatten()
+                    .map(|e| format!("socket {}", e.path().display())),
+            );
+        }
+        leaks
     }
 
     /// No QEMU process and no work directory is left (the ports go with the processes).
@@ -246,6 +267,26 @@ impl Fixture {
             "QEMU processes left running"
         );
     }
+}
+
+/// QEMU processes whose command line names a path under `dir`, with their pids.
+pub(crate) fn qemu_processes_under(dir: &Path) -> Vec<(u32, String)> {
+    // With the trailing slash, so test `cancel` does not see `cancel_booting`'s VMs.
+    let needle = format!("{}/", dir.display());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("qemu-system") && cmdline.contains(&needle) {
+            found.push((pid, cmdline));
+        }
+    }
+    found
 }
 
 fn disk_at(path: &Path, generation: HyperVGeneration) -> BaseDisk {
