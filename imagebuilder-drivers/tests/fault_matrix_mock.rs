@@ -219,6 +219,9 @@ impl Distributor for FaultyTarget {
     }
 }
 
+/// Whether an event is the one to act on.
+type EventTest = Arc<dyn Fn(&BuildEvent) -> bool + Send + Sync>;
+
 /// One row's set-up: what is injected where.
 struct Case {
     host: MockBuildHost,
@@ -226,7 +229,7 @@ struct Case {
     source_fails: Option<String>,
     target_faults: BTreeMap<String, TargetFault>,
     /// Cancel when this event is emitted.
-    cancel_when: Option<Arc<dyn Fn(&BuildEvent) -> bool + Send + Sync>>,
+    cancel_when: Option<EventTest>,
     /// Cancel this long after the start.
     cancel_after: Option<Duration>,
 }

@@ -28,6 +28,7 @@ use imagebuilder_dist::registry::{ImageDefinition, OsState};
 use imagebuilder_dist::LocalTargets;
 use qemu_support::{qemu_processes_under, Fixture};
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
 const GALLERY: &str =
     "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/faults";
@@ -102,7 +103,7 @@ impl World {
         doc: &Value,
         work_dir: &Path,
         log: &Path,
-        on_event: impl Fn(&BuildEvent, &tokio_util::sync::CancellationToken) + Send + Sync + 'static,
+        on_event: impl Fn(&BuildEvent, &CancellationToken) + Send + Sync + 'static,
     ) -> RunReport {
         let template = self.f.template(|t| *t = doc.clone());
         let engine = Engine::new(
@@ -149,12 +150,15 @@ impl Drop for Tmpfs {
     }
 }
 
+/// What a row does on each event of its run (cancel it, kill its QEMU, ...).
+type OnEvent = dyn Fn(&BuildEvent, &CancellationToken) + Send + Sync;
+
 struct Row {
     fault: &'static str,
     phase: &'static str,
     customize: Value,
     edit: Box<dyn FnOnce(&mut Value)>,
-    on_event: Box<dyn Fn(&BuildEvent, &tokio_util::sync::CancellationToken) + Send + Sync>,
+    on_event: Box<OnEvent>,
     expected: (RunState, RunSubState),
     cause: &'static str,
     /// Mount a tmpfs of this size as the run's work disk.
