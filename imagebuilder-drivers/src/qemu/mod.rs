@@ -16,6 +16,7 @@
 //! Gen2.
 
 mod disk;
+mod guest;
 mod launch;
 mod lease;
 mod qmp;
@@ -326,7 +327,11 @@ impl BuildHost for QemuBuildHost {
                 status = child.wait() => Attempt::Exited(status),
             };
             match attempt {
-                Attempt::Connected(Ok(guest)) => {
+                Attempt::Connected(Ok(ssh)) => {
+                    let guest = guest::QemuGuest {
+                        ssh,
+                        pid: child.id(),
+                    };
                     return Ok(Box::new(QemuVm {
                         id: options.vm_id.clone(),
                         config: config.clone(),

@@ -11,10 +11,10 @@ use imagebuilder_core::host::{
 use imagebuilder_core::template::model::DiskFormat;
 use tokio::process::Child;
 
+use super::guest::QemuGuest;
 use super::lease::Lease;
 use super::socket::SocketFile;
 use super::{disk, qmp, QemuConfig};
-use crate::ssh::SshGuest;
 use crate::vmkit::console::ConsoleTail;
 use crate::vmkit::seed::Seed;
 
@@ -22,7 +22,7 @@ pub(crate) struct QemuVm {
     pub(crate) id: String,
     pub(crate) config: Arc<QemuConfig>,
     pub(crate) child: Option<Child>,
-    pub(crate) guest: SshGuest,
+    pub(crate) guest: QemuGuest,
     pub(crate) dir: PathBuf,
     pub(crate) overlay: PathBuf,
     pub(crate) base_format: DiskFormat,

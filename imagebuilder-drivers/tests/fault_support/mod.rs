@@ -88,9 +88,6 @@ pub(crate) struct MatrixRow {
     pub(crate) published: Vec<String>,
     /// Everything this row got wrong; empty when it passed.
     pub(crate) problems: Vec<String>,
-    /// A bug this row shows and is known to show, with where it is; the row then fails only
-    /// once the bug is gone, so the expectation gets updated.
-    pub(crate) known_bug: Option<String>,
 }
 
 impl MatrixRow {
@@ -129,7 +126,6 @@ impl MatrixRow {
             leaks: Vec::new(),
             published: Vec::new(),
             problems,
-            known_bug: None,
         }
     }
 
@@ -144,7 +140,6 @@ impl MatrixRow {
             leaks: Vec::new(),
             published: Vec::new(),
             problems: Vec::new(),
-            known_bug: None,
         }
     }
 
@@ -173,16 +168,13 @@ pub(crate) fn table(rows: &[MatrixRow]) -> String {
     for row in rows {
         // The head says what failed, the tail why: keep both of a long message.
         let chars: Vec<char> = row.message.chars().collect();
-        let mut message = if chars.len() > 200 {
+        let message = if chars.len() > 200 {
             let head: String = chars[..100].iter().collect();
             let tail: String = chars[chars.len() - 90..].iter().collect();
             format!("{head} ... {tail}")
         } else {
             row.message.clone()
         };
-        if let Some(bug) = &row.known_bug {
-            message = format!("**known bug: {bug}** {message}");
-        }
         out.push_str(&format!(
             "| {} | {} | {:?} | {:?} | {} | {} | {} |\n",
             cell(&row.fault),
@@ -210,28 +202,9 @@ pub(crate) fn print_and_assert(title: &str, rows: &[MatrixRow]) {
     println!("\n{title}\n\n{}", table(rows));
     let failed: Vec<String> = rows
         .iter()
-        .filter_map(|r| match (&r.known_bug, r.problems.is_empty()) {
-            (None, true) | (Some(_), false) => None,
-            (None, false) => Some(format!(
-                "{} / {}: {}",
-                r.fault,
-                r.phase,
-                r.problems.join("; ")
-            )),
-            (Some(bug), true) => Some(format!(
-                "{} / {}: passes, so the known bug ({bug}) is fixed: update the row",
-                r.fault, r.phase
-            )),
-        })
+        .filter(|r| !r.problems.is_empty())
+        .map(|r| format!("{} / {}: {}", r.fault, r.phase, r.problems.join("; ")))
         .collect();
-    for r in rows.iter().filter(|r| r.known_bug.is_some()) {
-        println!(
-            "known bug in row {} / {}: {}",
-            r.fault,
-            r.phase,
-            r.problems.join("; ")
-        );
-    }
     assert!(
         failed.is_empty(),
         "{} of {} rows failed:\n{}",
