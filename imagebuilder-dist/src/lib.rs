@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
-pub mod disk;
+/// Disk image formats (the `imagebuilder-disk` crate, shared with the build hosts).
+pub use imagebuilder_disk as disk;
 mod local;
 mod publish;
 pub mod registry;

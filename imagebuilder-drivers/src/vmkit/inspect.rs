@@ -1,5 +1,5 @@
 //! The base disk is someone else's file. Before qemu-img or QEMU opens it, our own reader
-//! (`imagebuilder-dist`'s) checks that it is the format the template declares and that it
+//! (`imagebuilder-disk`'s) checks that it is the format the template declares and that it
 //! reaches for nothing outside itself: no backing file, no external data file, no encryption,
 //! no table past its end, no absurd size. QEMU is then always told the format, never asked
 //! to guess it.
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use imagebuilder_core::host::HostError;
 use imagebuilder_core::template::model::DiskFormat;
-use imagebuilder_dist::disk::{detect_format, open_reader, DiskError};
+use imagebuilder_disk::{detect_format, open_reader, DiskError};
 
 /// The first bytes of a qcow2 image.
 const QCOW2_MAGIC: [u8; 4] = *b"QFI\xfb";

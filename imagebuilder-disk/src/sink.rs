@@ -77,7 +77,7 @@ impl Sha256Handle {
 /// the sink itself.
 ///
 /// ```
-/// use imagebuilder_dist::disk::{HashingSink, OutputSink};
+/// use imagebuilder_disk::{HashingSink, OutputSink};
 ///
 /// struct Discard;
 /// impl OutputSink for Discard {

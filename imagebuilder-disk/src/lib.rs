@@ -18,7 +18,7 @@
 //!
 //! ```no_run
 //! use imagebuilder_core::template::model::DiskFormat;
-//! use imagebuilder_dist::disk::{convert, sha256_file, OutputFormat};
+//! use imagebuilder_disk::{convert, sha256_file, OutputFormat};
 //!
 //! let converted = convert(
 //!     "disk.qcow2".as_ref(),
@@ -28,7 +28,7 @@
 //!     &mut |done, total| eprintln!("{done}/{total}"),
 //! )?;
 //! println!("{} bytes, sha256 {}", converted.size, sha256_file("disk.vhd".as_ref())?);
-//! # Ok::<(), imagebuilder_dist::disk::DiskError>(())
+//! # Ok::<(), imagebuilder_disk::DiskError>(())
 //! ```
 
 use bytes::Bytes;

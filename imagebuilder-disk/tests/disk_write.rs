@@ -9,7 +9,7 @@ use std::path::Path;
 
 use disk_support::*;
 use imagebuilder_core::template::model::DiskFormat;
-use imagebuilder_dist::disk::{convert, sha256_file, Converted, FormatLayout, OutputFormat};
+use imagebuilder_disk::{convert, sha256_file, Converted, FormatLayout, OutputFormat};
 
 fn qemu_name(format: OutputFormat) -> &'static str {
     format.disk_format().qemu_name()
@@ -348,7 +348,7 @@ fn detect_format_knows_our_outputs() {
         let output = dir.join(&format!("out-{format}"));
         convert(&input, DiskFormat::Raw, &output, format, &mut |_, _| {}).unwrap();
         assert_eq!(
-            imagebuilder_dist::disk::detect_format(&output).unwrap(),
+            imagebuilder_disk::detect_format(&output).unwrap(),
             format.disk_format()
         );
     }

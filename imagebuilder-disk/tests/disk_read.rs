@@ -8,7 +8,7 @@ use std::path::Path;
 
 use disk_support::*;
 use imagebuilder_core::template::model::DiskFormat;
-use imagebuilder_dist::disk::{convert, open_reader, ChunkData, OutputFormat, MAX_CHUNK};
+use imagebuilder_disk::{convert, open_reader, ChunkData, OutputFormat, MAX_CHUNK};
 
 /// 96 MiB with noise at scattered places and a compressible MiB, so `-c` has work to do.
 fn source(dir: &TempDir) -> std::path::PathBuf {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use disk_support::*;
 use imagebuilder_core::template::model::DiskFormat;
-use imagebuilder_dist::disk::{convert, open_reader, DiskError, OutputFormat};
+use imagebuilder_disk::{convert, open_reader, DiskError, OutputFormat};
 
 /// Opening (and, if that works, reading all of) `path` fails with `Invalid` naming it and
 /// saying `words`.
