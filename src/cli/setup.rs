@@ -216,6 +216,31 @@ impl EngineArgs {
     }
 }
 
+/// Cleans up after the VMs of builds whose process died (killed, crashed), as every use of
+/// the state directory does: the store marks such a run Failed, and here its QEMU is stopped
+/// and its files removed. Best effort: a failure is reported, not fatal.
+pub(crate) async fn reconcile_vms(state_dir: &std::path::Path) {
+    #[cfg(feature = "qemu")]
+    {
+        use imagebuilder::drivers::qemu::{QemuBuildHost, QemuConfig};
+        let host =
+            QemuBuildHost::new(QemuConfig::default().with_lease_dir(state_dir.join("qemu-leases")));
+        match host.reconcile().await {
+            Ok(found) => {
+                for vm in &found.removed {
+                    eprintln!("cleaned up VM {vm}, left by a build whose process died");
+                }
+            }
+            Err(e) => eprintln!(
+                "warning: could not clean up after builds whose process died: {}",
+                imagebuilder::core::error_chain(&e)
+            ),
+        }
+    }
+    #[cfg(not(feature = "qemu"))]
+    let _ = state_dir;
+}
+
 #[cfg(feature = "qemu")]
 fn qemu_engine(
     source: SourceResolver,

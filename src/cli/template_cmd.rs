@@ -103,6 +103,7 @@ fn record_json(record: &TemplateRecord) -> serde_json::Value {
 
 pub(crate) async fn run(args: &TemplateArgs) -> Result<Outcome, UsageError> {
     let store = args.state.store()?;
+    super::setup::reconcile_vms(&args.state.dir()).await;
     match &args.command {
         TemplateCommand::Create {
             name,
