@@ -257,3 +257,109 @@ fn cancel_without_a_running_build_is_an_error() {
     let out = imagebuilder(&state, &["template", "cancel", "web"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn secure_parameters_stay_out_of_the_state_dir_but_the_template_still_runs() {
+    use std::os::unix::fs::PermissionsExt;
+
+    const CANARY: &str = "canary-5e1d27b4";
+    let state = state_dir("secure_parameters");
+    std::fs::create_dir_all(&state).unwrap();
+    let doc = serde_json::json!({
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "parameters": {"token": {"type": "secureString"}},
+        "resources": [{
+            "type": "Microsoft.VirtualMachineImages/imageTemplates",
+            "apiVersion": "2024-02-01",
+            "name": "secrets",
+            "location": "local",
+            "properties": {
+                "source": {"type": "PlatformImage", "publisher": "Debian",
+                           "offer": "debian-12", "sku": "12", "version": "latest"},
+                "customize": [{"type": "Shell", "name": "deploy", "inline": [
+                    "[concat('deploy --token ', parameters('token'))]",
+                    "[concat('echo token=', parameters('token'), ' done')]"
+                ]}],
+                "distribute": [{"type": "VHD", "runOutputName": "vhd"}]
+            }
+        }]
+    });
+    let file = state.join("deployment.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let token = format!("token={CANARY}");
+    let create = imagebuilder(
+        &state,
+        &[
+            "template",
+            "create",
+            "sec",
+            file.to_str().unwrap(),
+            "--parameter",
+            &token,
+        ],
+    );
+    assert_eq!(create.status.code(), Some(0), "{}", text(&create.stderr));
+    std::fs::remove_file(&file).unwrap();
+
+    let secrets_file = state.join("templates").join("sec").join("secrets.json");
+    let only_secrets = |when: &str| {
+        let found = files_containing(&state, CANARY);
+        assert_eq!(found, [secrets_file.clone()], "{when}");
+        let mode = std::fs::metadata(&secrets_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{when}");
+    };
+    only_secrets("after create");
+
+    let show = imagebuilder(&state, &["template", "show", "sec"]);
+    assert_eq!(show.status.code(), Some(0), "{}", text(&show.stderr));
+    assert!(
+        !text(&show.stdout).contains(CANARY),
+        "{}",
+        text(&show.stdout)
+    );
+
+    let run = imagebuilder(&state, &["template", "run", "sec"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert!(!text(&run.stdout).contains(CANARY));
+    assert!(!text(&run.stderr).contains(CANARY));
+    only_secrets("after run");
+
+    let patch = state.join("tags.json");
+    std::fs::write(&patch, r#"{"tags": {"owner": "platform"}}"#).unwrap();
+    let patched = imagebuilder(
+        &state,
+        &["template", "patch", "sec", patch.to_str().unwrap()],
+    );
+    assert_eq!(patched.status.code(), Some(0), "{}", text(&patched.stderr));
+    only_secrets("after patch");
+    let run = imagebuilder(&state, &["template", "run", "sec"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    only_secrets("after a run of the patched template");
+
+    let delete = imagebuilder(&state, &["template", "delete", "sec"]);
+    assert_eq!(delete.status.code(), Some(0), "{}", text(&delete.stderr));
+    assert!(files_containing(&state, CANARY).is_empty());
+}

@@ -650,3 +650,64 @@ fn a_stray_directory_in_templates_is_reported() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
+
+#[test]
+fn secure_values_are_kept_apart_and_come_back_for_runs() {
+    const CANARY: &str = "canary-0b9e44d1";
+    let dir = StateDir::new("secrets");
+    let store = dir.store();
+    let deployment = json!({
+        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "parameters": {"token": {"type": "secureString", "defaultValue": CANARY}},
+        "resources": [{
+            "type": "Microsoft.VirtualMachineImages/imageTemplates",
+            "apiVersion": "2024-02-01",
+            "name": "x",
+            "location": "westus2",
+            "properties": {
+                "source": {"type": "PlatformImage", "publisher": "Canonical",
+                           "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2",
+                           "version": "latest"},
+                "customize": [{"type": "Shell", "name": "s",
+                               "inline": ["[concat('use ', parameters('token'))]"]}],
+                "distribute": [{"type": "VHD", "runOutputName": "vhd"}]
+            }
+        }]
+    });
+    let created = template_from(&deployment);
+    assert_eq!(created.secrets, [CANARY]);
+    store.create("sec", &created).unwrap();
+
+    let template_file = fs::read_to_string(dir.0.join("templates/sec/template.json")).unwrap();
+    assert!(!template_file.contains(CANARY), "{template_file}");
+    assert!(
+        template_file.contains("use <secure value>"),
+        "{template_file}"
+    );
+
+    let record = store.get("sec").unwrap();
+    assert_eq!(
+        record.template.secrets,
+        [CANARY],
+        "the engine can scrub them"
+    );
+    assert_eq!(
+        record.template.properties, created.properties,
+        "runnable as created"
+    );
+    assert!(!record.redacted_template().to_string().contains(CANARY));
+    let run = store.begin_run("sec").unwrap();
+    assert_eq!(run.template().secrets, [CANARY]);
+    assert_eq!(run.template().properties, created.properties);
+    drop(run);
+
+    store
+        .patch("sec", &json!({"tags": {"owner": "secrets"}}))
+        .unwrap();
+    let patched = store.get("sec").unwrap();
+    assert_eq!(patched.template.secrets, [CANARY]);
+    assert_eq!(patched.template.properties, created.properties);
+    store.delete("sec").unwrap();
+    assert!(!dir.0.join("templates/sec").exists());
+}

@@ -96,7 +96,7 @@ fn record_json(record: &TemplateRecord) -> serde_json::Value {
         "provisioningState": record.provisioning_state,
         "provisioningError": record.provisioning_error,
         "lastRunStatus": record.last_run_status,
-        "template": record.template,
+        "template": record.redacted_template(),
         "stagingDir": record.staging_dir,
     })
 }

@@ -54,6 +54,14 @@ pub enum StoreError {
     /// The template (as given, or as a patch would leave it) does not validate.
     #[error("invalid image template: {}", summary(.0))]
     Invalid(Diagnostics),
+    /// A secure parameter value is part of an object key. The store keeps secure values out
+    /// of `template.json` string by string; it cannot do so for a key, so such a template is
+    /// not stored.
+    #[error("a secure parameter value is used in a key of the object at '{pointer}'; only string values may hold secure values in a stored template")]
+    SecretInName {
+        /// JSON pointer of the object whose key holds the value.
+        pointer: String,
+    },
     /// A run status was given to the wrong operation: `set_status` takes an ongoing state,
     /// `finish` a terminal one.
     #[error("run state {run_state:?} cannot be used to {operation}")]

@@ -24,7 +24,17 @@ pub fn unique_suffix() -> String {
 /// Writes `bytes` to `path` so that readers see the old content or the new, never a mix:
 /// a temporary file in the same directory is written, synced and renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let (dir, tmp) = write_beside(path, bytes)?;
+    replace_with(path, bytes, false)
+}
+
+/// As [`write_atomic`], for a file only its owner may read or write (mode 0600 from the
+/// moment it is created, on Unix).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    replace_with(path, bytes, true)
+}
+
+fn replace_with(path: &Path, bytes: &[u8], private: bool) -> Result<(), StoreError> {
+    let (dir, tmp) = write_beside(path, bytes, private)?;
     let result = fs::rename(&tmp, path).map_err(|e| StoreError::io("rename into place", path, e));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -36,7 +46,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 /// Writes `bytes` to a new, synced temporary file beside `path`; returns the directory and
 /// the temporary file. Its name ends in `.tmp`, so readers that list `*.json` never pick it
 /// up.
-fn write_beside<'a>(path: &'a Path, bytes: &[u8]) -> Result<(&'a Path, PathBuf), StoreError> {
+fn write_beside<'a>(
+    path: &'a Path,
+    bytes: &[u8],
+    private: bool,
+) -> Result<(&'a Path, PathBuf), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
@@ -44,9 +58,16 @@ fn write_beside<'a>(path: &'a Path, bytes: &[u8]) -> Result<(&'a Path, PathBuf),
         .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.{}.tmp", unique_suffix()));
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut file = options
             .open(&tmp)
             .map_err(|e| StoreError::io("create", &tmp, e))?;
         file.write_all(bytes)
@@ -64,11 +85,17 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), S
     write_atomic(path, &json_bytes(path, value)?)
 }
 
+/// Serializes `value` as pretty JSON and writes it atomically to a file only its owner may
+/// read ([`write_private`]).
+pub fn write_private_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StoreError> {
+    write_private(path, &json_bytes(path, value)?)
+}
+
 /// Serializes `value` as pretty JSON into a new file at `path`, complete or not at all.
 /// Returns `Ok(false)`, writing nothing, when `path` exists already: two writers racing for
 /// one name never replace each other's file.
 pub fn write_json_new<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<bool, StoreError> {
-    let (dir, tmp) = write_beside(path, &json_bytes(path, value)?)?;
+    let (dir, tmp) = write_beside(path, &json_bytes(path, value)?, false)?;
     // A hard link, unlike a rename, fails when the name is taken.
     let created = match fs::hard_link(&tmp, path) {
         Ok(()) => Ok(true),

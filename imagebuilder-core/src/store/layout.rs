@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <state>/templates/<key>/template.json        the template (resource shape)
+//! <state>/templates/<key>/secrets.json         strings holding secure values (0600; see secrets.rs)
 //! <state>/templates/<key>/resource.json        provisioningState, lastRunStatus, created
 //! <state>/templates/<key>/staging/artifacts/   fetched artifacts, kept across runs
 //! <state>/templates/<key>/staging/runs/<id>/   run.json, customization.log, cancel-requested
@@ -20,6 +21,7 @@ use super::StoreError;
 use crate::template::rules::is_run_output_name;
 
 pub(crate) const TEMPLATE_FILE: &str = "template.json";
+pub(crate) const SECRETS_FILE: &str = "secrets.json";
 pub(crate) const RESOURCE_FILE: &str = "resource.json";
 pub(crate) const RUN_FILE: &str = "run.json";
 pub(crate) const CUSTOMIZATION_LOG: &str = "customization.log";
@@ -65,6 +67,10 @@ pub(crate) struct TemplatePaths {
 impl TemplatePaths {
     pub(crate) fn template_file(&self) -> PathBuf {
         self.dir.join(TEMPLATE_FILE)
+    }
+
+    pub(crate) fn secrets_file(&self) -> PathBuf {
+        self.dir.join(SECRETS_FILE)
     }
 
     pub(crate) fn resource_file(&self) -> PathBuf {

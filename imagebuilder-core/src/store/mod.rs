@@ -74,6 +74,7 @@ pub mod lock;
 mod patch;
 mod record;
 mod run;
+mod secrets;
 
 use std::ffi::OsString;
 use std::fs;
@@ -86,11 +87,14 @@ pub use error::StoreError;
 pub use record::TemplateRecord;
 pub use run::RunGuard;
 
+use self::fsio::write_private_json;
 use self::fsio::{create_dir_all, read_json, sync_dir, tmp_path, write_atomic, write_json};
 use self::layout::{is_key, key_of, staging_of, StateLayout, TemplatePaths};
-use self::layout::{CANCEL_MARKER, RESOURCE_FILE, TEMPLATE_FILE};
+use self::layout::{CANCEL_MARKER, RESOURCE_FILE, SECRETS_FILE, TEMPLATE_FILE};
 use self::lock::FileLock;
-use self::record::{load_record, load_template, parse_stored, template_json, ResourceState};
+use self::record::{
+    load_record, load_template, parse_stored, stored_json, template_json, ResourceState,
+};
 use crate::run::{ProvisioningState, RunOutput};
 use crate::template::ImageTemplate;
 
@@ -144,8 +148,11 @@ impl TemplateStore {
         let (key, paths) = self.paths(name)?;
         let mut template = template.clone();
         template.name = Some(name.to_owned());
-        let value = template_json(&template, &paths.template_file())?;
-        let template = parse_stored(&value, &paths.template_file())?;
+        let full = template_json(&template, &paths.template_file())?;
+        let (value, secrets) = self::secrets::split(&full, &template.secrets)?;
+        let secret_values = std::mem::take(&mut template.secrets);
+        let mut template = parse_stored(&full, &paths.template_file())?;
+        template.secrets = secret_values;
 
         let _lock = FileLock::exclusive(&paths.mutation_lock)?;
         if exists(&paths.dir)? {
@@ -161,6 +168,9 @@ impl TemplateStore {
                 create_dir_all(&staging.join(sub))?;
             }
             write_json(&tmp.join(TEMPLATE_FILE), &value)?;
+            if let Some(secrets) = &secrets {
+                write_private_json(&tmp.join(SECRETS_FILE), secrets)?;
+            }
             write_json(&tmp.join(RESOURCE_FILE), &state)?;
             fs::rename(&tmp, &paths.dir).map_err(|e| match e.kind() {
                 ErrorKind::AlreadyExists | ErrorKind::DirectoryNotEmpty => {
@@ -259,14 +269,17 @@ impl TemplateStore {
         }
         let current = load_template(&paths, &key)?;
         let mut state = ResourceState::load(&paths)?;
-        let patched = patch::apply(&current, patch, &paths.template_file())?;
+        let mut patched = patch::apply(&current, patch, &paths.template_file())?;
+        patched.secrets = current.secrets;
+        let (value, secrets) = stored_json(&patched, &paths.template_file())?;
 
         state.provisioning_state = ProvisioningState::Updating;
         state.save(&paths)?;
-        write_json(
-            &paths.template_file(),
-            &template_json(&patched, &paths.template_file())?,
-        )?;
+        // Two files cannot be replaced at once. A crash between the writes leaves the new
+        // secrets.json beside the old template.json, which matches it unless the patch moved
+        // a string holding a secure value (only `distribute` and `vmProfile` can move).
+        self::secrets::save(&paths.secrets_file(), secrets.as_ref())?;
+        write_json(&paths.template_file(), &value)?;
         state.provisioning_state = ProvisioningState::Succeeded;
         state.provisioning_error = None;
         state.save(&paths)?;

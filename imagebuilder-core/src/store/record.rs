@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::error::summary;
 use super::fsio::{read_json, read_optional, write_json};
 use super::layout::{is_run_id, key_of, TemplatePaths};
-use super::StoreError;
+use super::{secrets, StoreError};
 use crate::run::{LastRunStatus, ProvisioningError, ProvisioningState, RunState};
 use crate::template::{parse_value, ImageTemplate, InputShape, ParseOptions};
 
@@ -39,6 +39,13 @@ pub struct TemplateRecord {
 }
 
 impl TemplateRecord {
+    /// The template as AIB's GET returns it: a resource object in which the value of every
+    /// secure parameter shows as `<secure value>`.
+    pub fn redacted_template(&self) -> Value {
+        let value = serde_json::to_value(&self.template).expect("templates serialize to JSON");
+        secrets::redacted(&value, &self.template.secrets)
+    }
+
     /// The directory of the last run (its `customization.log` and `run.json`), if any.
     pub fn last_run_dir(&self) -> Option<PathBuf> {
         self.last_run_id
@@ -98,6 +105,15 @@ pub(crate) fn template_json(template: &ImageTemplate, path: &Path) -> Result<Val
         .map_err(|e| StoreError::io("serialize the template for", path, std::io::Error::other(e)))
 }
 
+/// What a template's files hold: `template.json` without secure values, and `secrets.json`
+/// when there are any (see [`secrets`]).
+pub(crate) fn stored_json(
+    template: &ImageTemplate,
+    path: &Path,
+) -> Result<(Value, Option<secrets::SecretsFile>), StoreError> {
+    secrets::split(&template_json(template, path)?, &template.secrets)
+}
+
 /// Reads a template document kept (or about to be kept) at `path` with the template parser,
 /// the only reader of template JSON. Validation errors are the parser's diagnostics.
 pub(crate) fn parse_stored(value: &Value, path: &Path) -> Result<ImageTemplate, StoreError> {
@@ -116,12 +132,19 @@ pub(crate) fn load_template(paths: &TemplatePaths, key: &str) -> Result<ImageTem
     let path = paths.template_file();
     let bytes =
         read_optional(&path)?.ok_or_else(|| StoreError::corrupt(&path, "the file is missing"))?;
-    let value: Value =
+    let mut value: Value =
         serde_json::from_slice(&bytes).map_err(|e| StoreError::corrupt(&path, e.to_string()))?;
-    let template = parse_stored(&value, &path).map_err(|e| match e {
+    let kept = secrets::load(&paths.secrets_file())?;
+    if let Some(kept) = &kept {
+        secrets::join(&mut value, kept, &path)?;
+    }
+    let mut template = parse_stored(&value, &path).map_err(|e| match e {
         StoreError::Invalid(diags) => StoreError::corrupt(&path, summary(&diags)),
         other => other,
     })?;
+    if let Some(kept) = kept {
+        template.secrets = kept.values;
+    }
     match template.name.as_deref().map(key_of) {
         Some(Ok(k)) if k == key => Ok(template),
         _ => Err(StoreError::corrupt(

@@ -55,3 +55,4 @@ pub use deployment::{evaluate_deployment, is_deployment, EvaluatedResource};
 pub use environment::ArmEnvironment;
 pub use error::ArmError;
 pub use parameters::SuppliedParameters;
+pub(crate) use parameters::REDACTED;
