@@ -38,8 +38,9 @@ pub(crate) struct Fixture {
 fn images_dir() -> Option<PathBuf> {
     match std::env::var_os("IMAGEBUILDER_FIXTURE_IMAGES") {
         Some(dir) => Some(PathBuf::from(dir)),
+        // CI runs the test command, which sets it: there a skip would hide a broken set-up.
         None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("IMAGEBUILDER_FIXTURE_IMAGES is not set in CI: `bash scripts/test.sh` builds the fixture images and sets it")
+            panic!("IMAGEBUILDER_FIXTURE_IMAGES is not set under CI=true; `bash scripts/test.sh` builds the fixture images and sets it")
         }
         None => {
             eprintln!("skipped: IMAGEBUILDER_FIXTURE_IMAGES is not set; `bash scripts/test.sh` builds the fixture images and sets it");
@@ -152,6 +153,17 @@ impl Fixture {
     pub(crate) fn capture_targets(&self) -> Arc<dyn DistributorFactory> {
         Arc::new(KeepCapture {
             path: self.captured_path(),
+            by_name: false,
+        })
+    }
+
+    /// A target that keeps each capture at `<dir>/<runOutputName>.img`, for several builds
+    /// through one engine.
+    pub(crate) fn capture_targets_by_name(&self, dir: &Path) -> Arc<dyn DistributorFactory> {
+        std::fs::create_dir_all(dir).unwrap();
+        Arc::new(KeepCapture {
+            path: dir.to_path_buf(),
+            by_name: true,
         })
     }
 
@@ -305,14 +317,19 @@ fn disk_at(path: &Path, generation: HyperVGeneration) -> BaseDisk {
 /// A target that copies the capture to a known path, so tests can boot it.
 struct KeepCapture {
     path: PathBuf,
+    /// `path` is a directory holding `<runOutputName>.img`.
+    by_name: bool,
 }
 
 impl DistributorFactory for KeepCapture {
     fn distributor(&self, spec: &DistributorSpec) -> Result<Arc<dyn Distributor>, DistributeError> {
-        Ok(Arc::new(KeepCaptureTarget {
-            name: spec.run_output_name().to_owned(),
-            path: self.path.clone(),
-        }))
+        let name = spec.run_output_name().to_owned();
+        let path = if self.by_name {
+            self.path.join(format!("{name}.img"))
+        } else {
+            self.path.clone()
+        };
+        Ok(Arc::new(KeepCaptureTarget { name, path }))
     }
 }
 
