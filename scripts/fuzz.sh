@@ -5,7 +5,7 @@
 #
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]
 #
-# Targets: template, arm_expression, qcow2_reader, vhd_reader.
+# Targets: template, arm_expression, qcow2_reader, vhd_reader, seed_user_data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +13,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(template arm_expression qcow2_reader vhd_reader)
+  targets=(template arm_expression qcow2_reader vhd_reader seed_user_data)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -39,6 +39,18 @@ seed() {
                "json('{\"a\": [1, 2]}').a[0]" "uniqueString(resourceGroup().id)"; do
         printf '%s' "$e" > "$dir/seed-$i"; i=$((i + 1))
       done
+      ;;
+    seed_user_data)
+      # Five NUL-separated inputs: instance id, user, client key, host private key, host key.
+      local tmp
+      tmp=$(mktemp -d)
+      ssh-keygen -q -t ed25519 -N '' -C imagebuilder-host -f "$tmp/host"
+      ssh-keygen -q -t ed25519 -N '' -C imagebuilder-build-user -f "$tmp/client"
+      { printf 'qemu-test-build\0imagebuilder\0'; cat "$tmp/client.pub"; printf '\0'
+        cat "$tmp/host"; printf '\0'; cat "$tmp/host.pub"; } > "$dir/real-keys"
+      printf 'id\nlocal-hostname: evil\0builder\0ssh-ed25519 A c\0k\0ssh-ed25519 B h' > "$dir/line-in-id"
+      printf 'id\0null\0ssh-ed25519 A "c\\"\0-----BEGIN-----\r\nabc\n\0ssh-ed25519 B h: #x' > "$dir/quotes"
+      rm -rf "$tmp"
       ;;
     qcow2_reader | vhd_reader)
       local tmp

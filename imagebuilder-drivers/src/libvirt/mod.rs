@@ -101,7 +101,8 @@ pub struct LibvirtConfig {
     pub shutdown_timeout: Duration,
     /// vCPUs and memory for every VM, instead of the template's vmSize.
     pub shape: Option<VmShape>,
-    /// Name of the build user created by the seed.
+    /// Name of the build user created by the seed: a portable Linux user name
+    /// (`[a-z_][a-z0-9_-]{0,31}`), else provisioning fails before any VM starts.
     pub build_user: String,
     /// The disk tool on this machine. Unused since base disks are checked and sized by our
     /// own reader; kept so configurations that set it still build.

@@ -66,7 +66,8 @@ pub struct QemuConfig {
     pub shutdown_timeout: Duration,
     /// vCPUs and memory for every VM, instead of the template's vmSize.
     pub shape: Option<VmShape>,
-    /// Name of the build user created by the seed.
+    /// Name of the build user created by the seed: a portable Linux user name
+    /// (`[a-z_][a-z0-9_-]{0,31}`), else provisioning fails before any VM starts.
     pub build_user: String,
     /// Where QMP sockets go: UNIX socket paths must be shorter than 108 bytes, and a run's
     /// work dir is often deeper. Default: the temp dir.

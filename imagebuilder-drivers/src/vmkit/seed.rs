@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use imagebuilder_core::host::HostError;
 
 use super::command::run;
+use crate::seed_text::{seed_text, SeedInputs};
 
 /// The keys and seed image of one VM.
 #[derive(Debug, Clone)]
@@ -70,35 +71,6 @@ async fn write(path: &Path, contents: &str) -> Result<(), HostError> {
         })
 }
 
-/// user-data for NoCloud: one sudo user with our key; our host key instead of generated ones.
-fn user_data(user: &str, client_public: &str, host_private: &str, host_public: &str) -> String {
-    let mut private = String::new();
-    for line in host_private.lines() {
-        private.push_str("    ");
-        private.push_str(line);
-        private.push('\n');
-    }
-    format!(
-        "#cloud-config\n\
-         users:\n\
-         \x20 - name: {user}\n\
-         \x20   sudo: ALL=(ALL) NOPASSWD:ALL\n\
-         \x20   shell: /bin/sh\n\
-         \x20   lock_passwd: true\n\
-         \x20   ssh_authorized_keys:\n\
-         \x20     - {client}\n\
-         ssh_pwauth: false\n\
-         ssh_deletekeys: true\n\
-         ssh_genkeytypes: []\n\
-         ssh_keys:\n\
-         \x20 ed25519_private: |\n\
-         {private}\
-         \x20 ed25519_public: {host}\n",
-        client = client_public.trim(),
-        host = host_public.trim(),
-    )
-}
-
 /// Sets `path`'s permission bits to `mode`.
 async fn restrict(path: &Path, mode: u32) -> Result<(), HostError> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -126,18 +98,21 @@ pub(crate) async fn create(dir: &Path, instance_id: &str, user: &str) -> Result<
     let host_private = read(&host_key).await?;
     let host_public = read(&host_key.with_extension("pub")).await?;
 
+    let text = seed_text(&SeedInputs {
+        instance_id,
+        user,
+        client_public_key: &client_public,
+        host_private_key: &host_private,
+        host_public_key: &host_public,
+    })
+    .map_err(|e| HostError::Failed {
+        operation: "write the seed".into(),
+        source: Box::new(e),
+    })?;
     let user_data_path = dir.join("user-data");
     let meta_data_path = dir.join("meta-data");
-    write(
-        &user_data_path,
-        &user_data(user, &client_public, &host_private, &host_public),
-    )
-    .await?;
-    write(
-        &meta_data_path,
-        &format!("instance-id: {instance_id}\nlocal-hostname: imagebuilder\n"),
-    )
-    .await?;
+    write(&user_data_path, &text.user_data).await?;
+    write(&meta_data_path, &text.meta_data).await?;
     let known_hosts = dir.join("known_hosts");
     write(
         &known_hosts,
@@ -172,32 +147,4 @@ pub(crate) async fn create(dir: &Path, instance_id: &str, user: &str) -> Result<
         host_public_key: host_public.trim().to_owned(),
         known_hosts,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn user_data_indents_the_host_key_as_a_block() {
-        let text = super::user_data(
-            "builder",
-            "ssh-ed25519 AAAC client",
-            "-----BEGIN X-----\nabc\n-----END X-----\n",
-            "ssh-ed25519 AAAH host",
-        );
-        assert!(
-            text.starts_with("#cloud-config\nusers:\n  - name: builder\n"),
-            "{text}"
-        );
-        assert!(text.contains("      - ssh-ed25519 AAAC client\n"), "{text}");
-        assert!(
-            text.contains(
-                "  ed25519_private: |\n    -----BEGIN X-----\n    abc\n    -----END X-----\n"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.ends_with("  ed25519_public: ssh-ed25519 AAAH host\n"),
-            "{text}"
-        );
-    }
 }
