@@ -324,7 +324,7 @@ fn secure_parameters_stay_out_of_the_state_dir_but_the_template_still_runs() {
     let secrets_file = state.join("templates").join("sec").join("secrets.json");
     let only_secrets = |when: &str| {
         let found = files_containing(&state, CANARY);
-        assert_eq!(found, [secrets_file.clone()], "{when}");
+        assert_eq!(found, std::slice::from_ref(&secrets_file), "{when}");
         let mode = std::fs::metadata(&secrets_file)
             .unwrap()
             .permissions()

@@ -2,10 +2,11 @@
 //!
 //! The values come from the host configuration (the build user's name), the engine (the VM
 //! id, from the template's name) and ssh-keygen. None may add a key or a line of its own:
-//! each is checked and then written as a double-quoted YAML scalar (the private host key as
-//! an indented block), so a `\n`, a `: `, a `#` or a YAML word such as `null` stays part of
-//! its value. Anything a check refuses is a [`SeedTextError`], never a seed that means
-//! something else.
+//! each is checked (line breaks and other control characters are refused) and then written
+//! as a double-quoted YAML scalar (the private host key as an indented block), so a `: `, a
+//! `#` or a YAML word such as `null` stays part of its value. Anything a check refuses is a
+//! [`SeedTextError`](crate::seed_text::SeedTextError), never a seed that means something
+//! else.
 //!
 //! Public (hidden) only so that the `seed_user_data` fuzz target can reach it; not a stable
 //! API.
