@@ -15,19 +15,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fault_support::{print_and_assert, MatrixRow, Published};
+use fault_support::{local_targets_with_gallery, print_and_assert, MatrixRow, Published};
 use imagebuilder_core::distribute::{
     CapturedImage, DistributeContext, DistributeError, Distributor, DistributorFactory,
 };
 use imagebuilder_core::engine::{BuildEvent, Engine, RunOptions, RunReport};
-use imagebuilder_core::environment::Environment;
 use imagebuilder_core::run::{RunOutput, RunState, RunSubState};
 use imagebuilder_core::source::{BaseDisk, Source, SourceError, SourceResolver};
-use imagebuilder_core::template::model::{
-    DistributorSpec, HyperVGeneration, OsType, SecurityType, SourceSpec,
-};
+use imagebuilder_core::template::model::{DistributorSpec, SourceSpec};
 use imagebuilder_core::template::{parse_value, ImageTemplate, ParseOptions};
-use imagebuilder_dist::registry::{ImageDefinition, OsState};
 use imagebuilder_dist::LocalTargets;
 use imagebuilder_drivers::mock::{MockBuildHost, MockOp, MockResponse};
 use serde_json::{json, Value};
@@ -52,34 +48,7 @@ impl World {
         std::fs::write(dir.join("payload.txt"), "payload\n").unwrap();
         // A file where a folder should be: a VHD target under it cannot be written.
         std::fs::write(dir.join("blocker"), "not a folder\n").unwrap();
-        let environment = Environment {
-            state_dir: Some(dir.join("state")),
-            platform_images: Vec::new(),
-            regions: BTreeMap::from([(
-                "*".to_owned(),
-                format!("file://{}/regions/{{region}}", dir.display()),
-            )]),
-        };
-        let targets = LocalTargets::new(&dir.join("state"), environment);
-        targets
-            .galleries()
-            .create_gallery(GALLERY, "local", "")
-            .unwrap();
-        targets
-            .galleries()
-            .define_image(ImageDefinition {
-                id: format!("{GALLERY}/images/web"),
-                publisher: "Contoso".into(),
-                offer: "web".into(),
-                sku: "1".into(),
-                os_type: OsType::Linux,
-                os_state: OsState::Generalized,
-                hyper_v_generation: HyperVGeneration::V1,
-                security_type: SecurityType::Standard,
-                description: String::new(),
-                created: String::new(),
-            })
-            .unwrap();
+        let targets = local_targets_with_gallery(&dir, GALLERY);
         Self { dir, targets }
     }
 

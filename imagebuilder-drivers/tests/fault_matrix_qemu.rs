@@ -13,18 +13,14 @@
 mod fault_support;
 mod qemu_support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fault_support::{print_and_assert, MatrixRow, Published};
+use fault_support::{local_targets_with_gallery, print_and_assert, MatrixRow, Published};
 use imagebuilder_core::engine::{BuildEvent, Engine, RunOptions, RunReport};
-use imagebuilder_core::environment::Environment;
 use imagebuilder_core::run::{RunState, RunSubState};
-use imagebuilder_core::template::model::{HyperVGeneration, OsType, SecurityType};
-use imagebuilder_dist::registry::{ImageDefinition, OsState};
 use imagebuilder_dist::LocalTargets;
 use qemu_support::{qemu_processes_under, Fixture};
 use serde_json::{json, Value};
@@ -42,34 +38,7 @@ struct World {
 impl World {
     fn new() -> Option<Self> {
         let f = Fixture::gen1("fault_matrix")?;
-        let environment = Environment {
-            state_dir: Some(f.dir.join("state")),
-            platform_images: Vec::new(),
-            regions: BTreeMap::from([(
-                "*".to_owned(),
-                format!("file://{}/regions/{{region}}", f.dir.display()),
-            )]),
-        };
-        let targets = LocalTargets::new(&f.dir.join("state"), environment);
-        targets
-            .galleries()
-            .create_gallery(GALLERY, "local", "")
-            .unwrap();
-        targets
-            .galleries()
-            .define_image(ImageDefinition {
-                id: format!("{GALLERY}/images/web"),
-                publisher: "Contoso".into(),
-                offer: "web".into(),
-                sku: "1".into(),
-                os_type: OsType::Linux,
-                os_state: OsState::Generalized,
-                hyper_v_generation: HyperVGeneration::V1,
-                security_type: SecurityType::Standard,
-                description: String::new(),
-                created: String::new(),
-            })
-            .unwrap();
+        let targets = local_targets_with_gallery(&f.dir, GALLERY);
         Some(Self { f, targets })
     }
 

@@ -1,12 +1,50 @@
-//! Shared parts of the fault matrices (mock and QEMU): a fingerprint of everything published,
-//! and the table each matrix prints and asserts.
+//! Shared parts of the fault matrices (mock and QEMU): their real local targets, a fingerprint
+//! of everything published, and the table each matrix prints and asserts.
 #![allow(dead_code)] // Each matrix uses a different part.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use imagebuilder_core::engine::RunReport;
+use imagebuilder_core::environment::Environment;
 use imagebuilder_core::run::{RunState, RunSubState};
+use imagebuilder_core::template::model::{HyperVGeneration, OsType, SecurityType};
+use imagebuilder_dist::registry::{ImageDefinition, OsState};
+use imagebuilder_dist::LocalTargets;
+
+/// Real local targets under `dir`: registries in `dir/state`, every region a folder under
+/// `dir/regions`, and `gallery` with a Linux Gen1 definition `images/web` made.
+pub(crate) fn local_targets_with_gallery(dir: &Path, gallery: &str) -> LocalTargets {
+    let environment = Environment {
+        state_dir: Some(dir.join("state")),
+        platform_images: Vec::new(),
+        regions: BTreeMap::from([(
+            "*".to_owned(),
+            format!("file://{}/regions/{{region}}", dir.display()),
+        )]),
+    };
+    let targets = LocalTargets::new(&dir.join("state"), environment);
+    targets
+        .galleries()
+        .create_gallery(gallery, "local", "")
+        .unwrap();
+    targets
+        .galleries()
+        .define_image(ImageDefinition {
+            id: format!("{gallery}/images/web"),
+            publisher: "Contoso".into(),
+            offer: "web".into(),
+            sku: "1".into(),
+            os_type: OsType::Linux,
+            os_state: OsState::Generalized,
+            hyper_v_generation: HyperVGeneration::V1,
+            security_type: SecurityType::Standard,
+            description: String::new(),
+            created: String::new(),
+        })
+        .unwrap();
+    targets
+}
 
 /// Every file under some folders, by path, with its sha256: what earlier runs published.
 #[derive(Debug, Clone, PartialEq, Eq)]
