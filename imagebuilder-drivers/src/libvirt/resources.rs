@@ -3,7 +3,7 @@
 //! process owns the VM, tells a later run whether leftovers belong to a live build or to one
 //! that crashed.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +15,7 @@ use virt::storage_pool::StoragePool;
 
 use super::conn::{failed, is_gone, Conn};
 use super::storage;
+use crate::vmkit::lease_file;
 
 /// What every name starts with.
 pub(crate) const PREFIX: &str = "imagebuilder-";
@@ -118,30 +119,11 @@ impl Lease {
     /// Takes the lease of `vm_id`, failing if a live process holds it.
     pub(crate) fn acquire(dir: &Path, vm_id: &str, uri: &str) -> Result<Self, HostError> {
         let path = lease_path(dir, vm_id);
+        let mut file = lease_file::lock(&path, vm_id)?;
         let io = |e: std::io::Error| HostError::Failed {
             operation: format!("take the lease {}", path.display()),
             source: Box::new(e),
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(HostError::failed(
-                    "take the VM's lease",
-                    format!(
-                        "VM {vm_id} is in use by another process ({})",
-                        path.display()
-                    ),
-                ))
-            }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
-        }
         file.set_len(0).map_err(io)?;
         writeln!(file, "uri {uri}\npid {}", std::process::id()).map_err(io)?;
         Ok(Self { path, _file: file })

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use imagebuilder_core::host::HostError;
 use serde_json::{json, Value};
 
+use crate::vmkit::lease_file;
+
 /// The files a VM of this host makes in its work dir (see `provision`, `launch` and the
 /// seed); removed by a reconcile, then the dir if it is empty. Never more: the dir is the
 /// caller's.
@@ -109,34 +111,9 @@ impl Lease {
     /// Takes the lease of `record.vm_id` in `dir` and writes `record` into it.
     pub(crate) fn acquire(dir: &Path, record: Record) -> Result<Self, HostError> {
         let path = lease_path(dir, &record.vm_id);
-        let io = |e: std::io::Error| HostError::Failed {
-            operation: format!("take the VM's lease {}", path.display()),
-            source: Box::new(e),
-        };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        // Opened close-on-exec (as std opens every file): QEMU must not inherit the lock,
-        // or the lease would look held for as long as an orphaned QEMU runs.
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(HostError::failed(
-                    "take the VM's lease",
-                    format!(
-                        "VM {} is in use by another process ({})",
-                        record.vm_id,
-                        path.display()
-                    ),
-                ))
-            }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
-        }
+        // QEMU must not inherit the lock, or the lease would look held for as long as an
+        // orphaned QEMU runs; `lease_file::lock` opens it close-on-exec.
+        let file = lease_file::lock(&path, &record.vm_id)?;
         let mut lease = Self { path, file, record };
         lease.write()?;
         Ok(lease)

@@ -6,6 +6,7 @@ pub(crate) mod command;
 pub(crate) mod console;
 pub(crate) mod disk;
 pub(crate) mod inspect;
+pub(crate) mod lease_file;
 pub(crate) mod seed;
 pub(crate) mod sizes;
 
