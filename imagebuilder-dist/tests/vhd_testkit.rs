@@ -25,6 +25,15 @@ async fn publishes_and_keeps_the_capture() {
 }
 
 #[tokio::test]
+async fn publishes_and_keeps_the_capture_with_its_digest() {
+    distributor::publishes_and_keeps_the_capture(
+        &VhdDistributor::new("vhd", "", Default::default()).with_sha256(true),
+        &dir("publishes-digest"),
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn reports_progress_up_to_the_total() {
     distributor::reports_progress_up_to_the_total(
         &VhdDistributor::new("vhd", "", Default::default()),

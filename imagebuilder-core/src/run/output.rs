@@ -15,7 +15,9 @@ pub struct RunOutput {
     /// Where the artifact's bytes can be read, when it has such a place (a VHD's URI).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub artifact_uri: String,
-    /// sha256 of the published disk, 64 lower-case hex digits.
+    /// sha256 of the published disk, 64 lower-case hex digits; empty when the target
+    /// computes none (`VHD` and `ObjectStore` targets unless they set `sha256: true`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sha256: String,
     /// Size of the published disk in bytes.
     pub size: u64,
