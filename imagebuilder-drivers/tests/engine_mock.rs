@@ -385,9 +385,12 @@ async fn a_cancel_during_distribution_keeps_the_published_targets_in_the_report(
     h.targets.delay("gallery", Duration::from_secs(600));
     let mut options = h.options();
     let cancel = options.cancel.clone();
-    // Cancel as soon as one target has published: the others are still writing.
+    // Cancel once the two quick targets have published; the gallery is still writing.
+    let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     options.events = Arc::new(move |e: BuildEvent| {
-        if matches!(&e, BuildEvent::TargetFinished { error: None, .. }) {
+        if matches!(&e, BuildEvent::TargetFinished { error: None, .. })
+            && finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == 2
+        {
             cancel.cancel();
         }
     });
