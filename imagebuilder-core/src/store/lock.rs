@@ -19,6 +19,16 @@ pub struct FileLock {
     _file: File,
 }
 
+/// What trying to lock an existing file found.
+enum Existing {
+    /// No such file.
+    Gone,
+    /// Someone holds it.
+    Held,
+    /// Ours now.
+    Locked(FileLock),
+}
+
 #[derive(Clone, Copy)]
 enum Mode {
     Shared,
@@ -44,16 +54,10 @@ impl FileLock {
     /// Takes an exclusive lock on the existing file `path` if nobody holds it; `None` when
     /// someone does or the file is gone (it is never created).
     pub fn try_exclusive_existing(path: &Path) -> Result<Option<Self>, StoreError> {
-        let file = match OpenOptions::new().read(true).write(true).open(path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::io("open lock file", path, e)),
-        };
-        match file.try_lock() {
-            Ok(()) => Ok(Some(Self { _file: file })),
-            Err(TryLockError::WouldBlock) => Ok(None),
-            Err(TryLockError::Error(e)) => Err(StoreError::io("lock", path, e)),
-        }
+        Ok(match Self::try_lock_existing(path)? {
+            Existing::Locked(lock) => Some(lock),
+            Existing::Gone | Existing::Held => None,
+        })
     }
 
     /// Takes a shared lock unless someone holds the file exclusively; `None` when someone does.
@@ -82,14 +86,20 @@ impl FileLock {
     /// Whether someone holds an exclusive lock on the existing file `path`; a missing file is
     /// held by nobody (and is not created).
     pub fn is_held(path: &Path) -> Result<bool, StoreError> {
+        // A lock we could take is released at once, when it drops.
+        Ok(matches!(Self::try_lock_existing(path)?, Existing::Held))
+    }
+
+    /// Opens the existing file `path` (never creating it) and tries an exclusive lock.
+    fn try_lock_existing(path: &Path) -> Result<Existing, StoreError> {
         let file = match OpenOptions::new().read(true).write(true).open(path) {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::Gone),
             Err(e) => return Err(StoreError::io("open lock file", path, e)),
         };
         match file.try_lock() {
-            Ok(()) => Ok(false),
-            Err(TryLockError::WouldBlock) => Ok(true),
+            Ok(()) => Ok(Existing::Locked(Self { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(Existing::Held),
             Err(TryLockError::Error(e)) => Err(StoreError::io("lock", path, e)),
         }
     }
