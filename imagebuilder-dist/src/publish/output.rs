@@ -187,20 +187,16 @@ fn write_file(job: OutputJob, path: &Path) -> Result<Written, String> {
     Ok(written)
 }
 
-/// Writes to a local file; when a digest is wanted, hashing as it goes if the format
-/// streams, else after.
+/// Writes to a local file; a wanted digest of a format that does not stream (its header
+/// is written last) is taken by reading the file back.
 fn write_local(job: OutputJob, path: &Path) -> Result<Written, String> {
     let sink = FileSink::create(path).map_err(|e| format!("create {}: {e}", path.display()))?;
-    if !job.digest {
-        return pump_plain(job, sink);
-    }
-    if job.format.sequential() {
-        pump_hashed(job, sink)
-    } else {
+    if job.digest && !job.format.sequential() {
         let size = pump(job, Box::new(sink))?;
         let sha256 = sha256_file(path).map_err(|e| error_chain(&e))?;
-        Ok(Written { sha256, size })
+        return Ok(Written { sha256, size });
     }
+    pump_to(job, sink)
 }
 
 /// Copies the finished, flushed output `source` to `target` (a hard link when both are on
@@ -243,24 +239,19 @@ pub(crate) fn copy_output(source: &Path, target: &Path, cancel: &AtomicBool) -> 
 fn stream_to_url(job: OutputJob, url: &str, page_blob: bool) -> Result<Written, String> {
     let len = file_size(job.format, job.virtual_size);
     let sink = sink_for(url, len, page_blob, job.handle.clone()).map_err(|e| error_chain(&e))?;
-    if job.digest {
-        pump_hashed(job, sink)
-    } else {
-        pump_plain(job, sink)
+    pump_to(job, sink)
+}
+
+/// [`pump`] to `sink`, through a [`HashingSink`] when the job wants the output's sha256
+/// (callers ask that only of formats written in order).
+fn pump_to(job: OutputJob, sink: impl OutputSink + 'static) -> Result<Written, String> {
+    if !job.digest {
+        let size = pump(job, Box::new(sink))?;
+        return Ok(Written {
+            sha256: String::new(),
+            size,
+        });
     }
-}
-
-/// [`pump`] without a digest.
-fn pump_plain(job: OutputJob, sink: impl OutputSink + 'static) -> Result<Written, String> {
-    let size = pump(job, Box::new(sink))?;
-    Ok(Written {
-        sha256: String::new(),
-        size,
-    })
-}
-
-/// [`pump`] through a [`HashingSink`]: the sha256 of a sequential output as it is written.
-fn pump_hashed(job: OutputJob, sink: impl OutputSink + 'static) -> Result<Written, String> {
     let (sink, digest) = HashingSink::new(sink);
     let size = pump(job, Box::new(sink))?;
     let sha256 = digest

@@ -142,7 +142,7 @@ impl Distributor for GalleryDistributor {
             image.source_version.clone(),
         );
         let facts = (image.os_type, image.hyper_v_generation, image.security_type);
-        let publication = blocking(name, move || {
+        let mut publication = blocking(name, move || {
             store.begin_publish(&PublishRequest {
                 gallery_image_id: &id,
                 versioning,
@@ -155,7 +155,6 @@ impl Distributor for GalleryDistributor {
         .await?
         .map_err(|e| registry_error(name, e))?;
 
-        let mut publication = publication;
         let path = publication.object_path(OutputFormat::Qcow2.extension());
         let destinations: Vec<Destination> = regions
             .iter()
@@ -163,12 +162,13 @@ impl Distributor for GalleryDistributor {
             .collect();
         let uris: Vec<String> = destinations.iter().map(Destination::uri).collect();
         let abandoned = publication.take_abandoned();
+        let recorded = uris.clone();
         let publication = blocking(name, move || {
-            publication.record_replicas(&uris).map(|()| publication)
+            publication.record_replicas(&recorded).map(|()| publication)
         })
         .await?
         .map_err(|e| registry_error(name, e))?;
-        roll_back(abandoned, &destinations).await;
+        roll_back(abandoned, &uris).await;
         let version = publication.version();
         // The writers keep the number reserved until they are done, even if this future is
         // dropped, so no rerun writes the same replica paths meanwhile.
@@ -275,8 +275,7 @@ impl Distributor for GalleryDistributor {
 
 /// Deletes the replicas dead publishers left (best effort: a claim whose replicas could not
 /// all be deleted stays for the next publish), except those this publish writes anyway.
-async fn roll_back(abandoned: Vec<Abandoned>, ours: &[Destination]) {
-    let ours: Vec<String> = ours.iter().map(Destination::uri).collect();
+async fn roll_back(abandoned: Vec<Abandoned>, ours: &[String]) {
     for claim in abandoned {
         let mut all_deleted = true;
         for uri in claim.replicas.iter().filter(|uri| !ours.contains(uri)) {
