@@ -117,23 +117,10 @@ async fn six_real_builds_share_a_memory_budget_of_two_vms() {
     let qemu_peak = Arc::new(AtomicUsize::new(0));
     let done = tokio_util::sync::CancellationToken::new();
     let sampler = {
-        let (peak, done, needle) = (
-            qemu_peak.clone(),
-            done.clone(),
-            format!("{}/", f.dir.display()),
-        );
+        let (peak, done, dir) = (qemu_peak.clone(), done.clone(), f.dir.clone());
         tokio::task::spawn_blocking(move || {
             while !done.is_cancelled() {
-                let running = std::fs::read_dir("/proc")
-                    .unwrap()
-                    .flatten()
-                    .filter(|e| {
-                        std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
-                            let c = String::from_utf8_lossy(&c);
-                            c.contains("qemu-system") && c.contains(&needle)
-                        })
-                    })
-                    .count();
+                let running = qemu_processes_under(&dir).len();
                 peak.fetch_max(running, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(100));
             }

@@ -222,9 +222,7 @@ impl EngineArgs {
 pub(crate) async fn reconcile_vms(state_dir: &std::path::Path) {
     #[cfg(feature = "qemu")]
     {
-        use imagebuilder::drivers::qemu::{QemuBuildHost, QemuConfig};
-        let host =
-            QemuBuildHost::new(QemuConfig::default().with_lease_dir(state_dir.join("qemu-leases")));
+        let host = imagebuilder::drivers::qemu::QemuBuildHost::new(qemu_config(state_dir));
         match host.reconcile().await {
             Ok(found) => {
                 for vm in &found.removed {
@@ -241,6 +239,13 @@ pub(crate) async fn reconcile_vms(state_dir: &std::path::Path) {
     let _ = state_dir;
 }
 
+/// The QEMU host's configuration for a state directory: its leases under `STATE/qemu-leases`,
+/// where the next build or `template` command finds the VMs of builds whose process died.
+#[cfg(feature = "qemu")]
+fn qemu_config(state_dir: &std::path::Path) -> imagebuilder::drivers::qemu::QemuConfig {
+    imagebuilder::drivers::qemu::QemuConfig::default().with_lease_dir(state_dir.join("qemu-leases"))
+}
+
 #[cfg(feature = "qemu")]
 fn qemu_engine(
     source: SourceResolver,
@@ -248,14 +253,12 @@ fn qemu_engine(
     args: &EngineArgs,
     state_dir: &std::path::Path,
 ) -> Result<Engine, UsageError> {
-    use imagebuilder::drivers::qemu::{Accelerator, QemuBuildHost, QemuConfig, VmShape};
-    let mut config = QemuConfig::default()
-        .with_lease_dir(state_dir.join("qemu-leases"))
-        .with_accelerator(match args.accelerator {
-            AcceleratorArg::Auto => Accelerator::Auto,
-            AcceleratorArg::Kvm => Accelerator::Kvm,
-            AcceleratorArg::Tcg => Accelerator::Tcg,
-        });
+    use imagebuilder::drivers::qemu::{Accelerator, QemuBuildHost, VmShape};
+    let mut config = qemu_config(state_dir).with_accelerator(match args.accelerator {
+        AcceleratorArg::Auto => Accelerator::Auto,
+        AcceleratorArg::Kvm => Accelerator::Kvm,
+        AcceleratorArg::Tcg => Accelerator::Tcg,
+    });
     if let (Some(cpus), Some(memory_mib)) = (args.cpus, args.memory_mib) {
         config = config.with_shape(VmShape { cpus, memory_mib });
     }
