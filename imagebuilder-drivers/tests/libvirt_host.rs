@@ -8,11 +8,13 @@
 //! is tested by the unit tests in `src/libvirt/tests.rs`.
 #![cfg(feature = "libvirt")]
 
+mod capture_check;
 mod libvirt_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use capture_check::{assert_capture_generalized, CapturedRoot};
 use imagebuilder_core::engine::{BuildEvent, Engine};
 use imagebuilder_core::host::{BuildHost, ExecRequest, OutputLine, ProvisionOptions, VmPurpose};
 use imagebuilder_core::run::{RunState, RunSubState};
@@ -121,7 +123,8 @@ async fn a_gen2_vm_boots_with_its_own_nvram_and_logs_its_console() {
 }
 
 /// A whole build: Shell and File customizers, generalize, capture, then a validation VM
-/// booted from the capture finds the customization.
+/// booted from the capture finds the customization; the capture holds nothing of the build
+/// VM's identity.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gen1_build_customizes_captures_and_validates() {
     let Some(f) = Fixture::gen1("full_build") else {
@@ -158,6 +161,7 @@ async fn a_gen1_build_customizes_captures_and_validates() {
         None,
         "the capture stands alone"
     );
+    assert_capture_generalized(&CapturedRoot::open(&f.captured_path(), &f.dir));
     f.assert_no_leaks(&f.name).await;
 }
 

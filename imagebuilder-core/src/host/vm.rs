@@ -158,7 +158,10 @@ pub trait BuildVm: Send + Sync {
     /// How a person can reach the VM and remove it, for a VM kept after a failure.
     fn access(&self) -> VmAccess;
 
-    /// Stops the guest cleanly (the guest flushes its disks).
+    /// Stops the guest cleanly (the guest flushes its disks). It is the build VM's last
+    /// guest action, after generalize: a host that made a build user for its own access
+    /// removes it first (account, home, sudo rules), so no capture holds it, and fails
+    /// rather than stop a guest that still has it.
     async fn shutdown(&mut self) -> Result<(), HostError>;
 
     /// Writes the stopped VM's disk to `destination`.

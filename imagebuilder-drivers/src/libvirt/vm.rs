@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use imagebuilder_core::host::{
-    BuildVm, CapturedDisk, ExecRequest, Guest, HostError, OutputLine, VmAccess,
-};
+use imagebuilder_core::host::{BuildVm, CapturedDisk, Guest, HostError, VmAccess};
 use imagebuilder_core::template::model::DiskFormat;
 use virt::domain::Domain;
 use virt::storage_pool::StoragePool;
@@ -19,6 +17,7 @@ use super::resources::{self, Resources, Role};
 use super::{storage, xml, LibvirtConfig};
 use crate::ssh::SshGuest;
 use crate::vmkit::console::ConsoleTail;
+use crate::vmkit::power::{PowerOff, PowerSwitch};
 use crate::vmkit::seed::Seed;
 
 pub(crate) struct LibvirtVm {
@@ -78,6 +77,30 @@ impl LibvirtVm {
     }
 }
 
+/// The domain, seen as what stops the VM.
+struct LibvirtPower<'a> {
+    vm: &'a LibvirtVm,
+}
+
+#[async_trait]
+impl PowerSwitch for LibvirtPower<'_> {
+    async fn stopped_within(&mut self, limit: Duration) -> Result<bool, HostError> {
+        self.vm.stopped_within(limit).await
+    }
+
+    async fn press_power_button(&mut self) -> Result<(), HostError> {
+        self.vm
+            .with_domain("send ACPI power-down", |d| d.shutdown().map(drop))
+            .await
+    }
+
+    async fn force_stop(&mut self) -> Result<(), HostError> {
+        self.vm
+            .with_domain("stop the domain", |d| d.destroy())
+            .await
+    }
+}
+
 #[async_trait]
 impl BuildVm for LibvirtVm {
     fn id(&self) -> &str {
@@ -110,36 +133,18 @@ impl BuildVm for LibvirtVm {
         }
     }
 
-    /// Asks the guest to power off (flushing its disks), then ACPI power-down, then destroys.
+    /// Removes the build user and powers the guest off (flushing its disks), then ACPI
+    /// power-down, then destroys.
     async fn shutdown(&mut self) -> Result<(), HostError> {
-        let quiet = |_: OutputLine<'_>| {};
-        // The connection drops as the guest goes down; that is expected.
-        let _ = self
-            .guest
-            .exec(&ExecRequest::new("sudo poweroff"), &quiet)
-            .await;
-        if self.stopped_within(self.config.shutdown_timeout).await? {
-            return Ok(());
+        PowerOff {
+            vm_id: &self.id,
+            guest: &self.guest,
+            build_user: &self.config.build_user,
+            timeout: self.config.shutdown_timeout,
+            tail: &self.tail,
         }
-        tracing::warn!(
-            "{}: no power-off after {:?}; sending ACPI power-down",
-            self.id,
-            self.config.shutdown_timeout
-        );
-        self.with_domain("send ACPI power-down", |d| d.shutdown().map(drop))
-            .await?;
-        if self.stopped_within(Duration::from_secs(30)).await? {
-            return Ok(());
-        }
-        self.with_domain("stop the domain", |d| d.destroy()).await?;
-        Err(HostError::Timeout {
-            operation: format!(
-                "power off {} (the disk may be inconsistent; last console lines:{})",
-                self.id,
-                self.tail.text()
-            ),
-            after: self.config.shutdown_timeout,
-        })
+        .run(&mut LibvirtPower { vm: self })
+        .await
     }
 
     /// libvirt copies the overlay into a standalone `-capture` volume (flattening the

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use imagebuilder_core::host::{
-    BuildVm, CapturedDisk, ExecRequest, Guest, HostError, OutputLine, VmAccess,
-};
+use imagebuilder_core::host::{BuildVm, CapturedDisk, Guest, HostError, VmAccess};
 use imagebuilder_core::template::model::DiskFormat;
 use tokio::process::Child;
 
@@ -16,6 +14,7 @@ use super::lease::Lease;
 use super::socket::SocketFile;
 use super::{disk, qmp, QemuConfig};
 use crate::vmkit::console::ConsoleTail;
+use crate::vmkit::power::{PowerOff, PowerSwitch};
 use crate::vmkit::seed::Seed;
 
 pub(crate) struct QemuVm {
@@ -37,19 +36,44 @@ pub(crate) struct QemuVm {
     pub(crate) lease: Option<Lease>,
 }
 
-impl QemuVm {
-    /// Waits up to `limit` for QEMU to exit; true when it did.
-    async fn exited_within(&mut self, limit: Duration) -> bool {
+/// QEMU's process and QMP socket: what stops the VM.
+struct QemuPower<'a> {
+    child: &'a mut Option<Child>,
+    qmp: &'a Path,
+}
+
+#[async_trait]
+impl PowerSwitch for QemuPower<'_> {
+    async fn stopped_within(&mut self, limit: Duration) -> Result<bool, HostError> {
         let Some(child) = self.child.as_mut() else {
-            return true;
+            return Ok(true);
         };
-        matches!(tokio::time::timeout(limit, child.wait()).await, Ok(Ok(_)))
+        Ok(matches!(
+            tokio::time::timeout(limit, child.wait()).await,
+            Ok(Ok(_))
+        ))
     }
 
-    async fn kill(&mut self) {
+    async fn press_power_button(&mut self) -> Result<(), HostError> {
+        // QMP may already be gone with a QEMU that is exiting; the wait that follows tells.
+        let _ = qmp::command(self.qmp, "system_powerdown").await;
+        Ok(())
+    }
+
+    async fn force_stop(&mut self) -> Result<(), HostError> {
         if let Some(mut child) = self.child.take() {
             let _ = child.start_kill();
             let _ = child.wait().await;
+        }
+        Ok(())
+    }
+}
+
+impl QemuVm {
+    fn power(&mut self) -> QemuPower<'_> {
+        QemuPower {
+            child: &mut self.child,
+            qmp: self.qmp.path(),
         }
     }
 }
@@ -82,39 +106,25 @@ impl BuildVm for QemuVm {
         }
     }
 
-    /// Asks the guest to power off (flushing its disks), then ACPI power-down, then quits.
+    /// Removes the build user and powers the guest off (flushing its disks), then ACPI
+    /// power-down, then quits.
     async fn shutdown(&mut self) -> Result<(), HostError> {
-        let quiet = |_: OutputLine<'_>| {};
-        // The connection drops as the guest goes down; that is expected.
-        let _ = self
-            .guest
-            .exec(&ExecRequest::new("sudo poweroff"), &quiet)
-            .await;
-        if self.exited_within(self.config.shutdown_timeout).await {
-            return Ok(());
+        PowerOff {
+            vm_id: &self.id,
+            guest: &self.guest,
+            build_user: &self.config.build_user,
+            timeout: self.config.shutdown_timeout,
+            tail: &self.tail,
         }
-        tracing::warn!(
-            "{}: no power-off after {:?}; sending ACPI power-down",
-            self.id,
-            self.config.shutdown_timeout
-        );
-        let _ = qmp::command(self.qmp.path(), "system_powerdown").await;
-        if self.exited_within(Duration::from_secs(30)).await {
-            return Ok(());
-        }
-        self.kill().await;
-        Err(HostError::Timeout {
-            operation: format!(
-                "power off {} (the disk may be inconsistent; last console lines:{})",
-                self.id,
-                self.tail.text()
-            ),
-            after: self.config.shutdown_timeout,
+        .run(&mut QemuPower {
+            child: &mut self.child,
+            qmp: self.qmp.path(),
         })
+        .await
     }
 
     async fn capture(&mut self, destination: &Path) -> Result<CapturedDisk, HostError> {
-        if self.child.is_some() && !self.exited_within(Duration::ZERO).await {
+        if !self.power().stopped_within(Duration::ZERO).await? {
             return Err(HostError::failed(
                 "capture the disk",
                 "the VM is still running; shut it down first",
@@ -135,7 +145,7 @@ impl BuildVm for QemuVm {
     }
 
     async fn destroy(mut self: Box<Self>) -> Result<(), HostError> {
-        self.kill().await;
+        self.power().force_stop().await?;
         let result = match tokio::fs::remove_dir_all(&self.dir).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

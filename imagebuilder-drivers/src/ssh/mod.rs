@@ -58,6 +58,7 @@ mod host_key;
 mod restart;
 mod upload;
 
+pub(crate) use exec::shell_quote;
 pub use guest::SshGuest;
 pub use host_key::{HostKey, HostKeyParseError};
 

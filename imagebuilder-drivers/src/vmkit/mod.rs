@@ -1,5 +1,5 @@
 //! What the VM hosts (QEMU, libvirt) share: host tools, the NoCloud seed with its pinned host
-//! key, the serial console's tail, the Azure size table, and the base disk's local checks (never trusting its bytes).
+//! key, the serial console's tail, the end of a build VM (build user removed, power-off), the Azure size table, and the base disk's local checks (never trusting its bytes).
 
 pub(crate) mod accel;
 pub(crate) mod command;
@@ -7,6 +7,7 @@ pub(crate) mod console;
 pub(crate) mod disk;
 pub(crate) mod inspect;
 pub(crate) mod lease_file;
+pub(crate) mod power;
 pub(crate) mod seed;
 pub(crate) mod sizes;
 

@@ -188,6 +188,19 @@ impl Fixture {
 
     /// Boots `image` on its own with a fresh seed, as a user of the output would.
     pub(crate) async fn boot(&self, image: &Path, tag: &str) -> Box<dyn BuildVm> {
+        self.boot_with(&self.host, image, tag).await
+    }
+
+    /// Boots `image` with a fresh seed whose user is [`OUTPUT_USER`], not the build user, so
+    /// what the build left of its own user can be seen.
+    pub(crate) async fn boot_as_output_user(&self, image: &Path, tag: &str) -> Box<dyn BuildVm> {
+        let mut config = self.host.config().clone();
+        config.build_user = OUTPUT_USER.into();
+        self.boot_with(&QemuBuildHost::new(config), image, tag)
+            .await
+    }
+
+    async fn boot_with(&self, host: &QemuBuildHost, image: &Path, tag: &str) -> Box<dyn BuildVm> {
         let dir = self.dir.join(format!("boot-{tag}"));
         std::fs::create_dir_all(&dir).unwrap();
         let format = if image.extension().is_some_and(|e| e == "raw") {
@@ -205,7 +218,7 @@ impl Fixture {
             work_dir: dir,
             console: Arc::new(|_: OutputLine<'_>| {}),
         };
-        match self.host.provision(options).await {
+        match host.provision(options).await {
             Ok(vm) => vm,
             Err(e) => panic!(
                 "booting {}: {}",
@@ -279,6 +292,65 @@ impl Fixture {
             "QEMU processes left running"
         );
     }
+}
+
+/// The user of [`Fixture::boot_as_output_user`]'s seed.
+pub(crate) const OUTPUT_USER: &str = "firstuser";
+
+/// Runs `command` in `vm`'s guest; its exit code and output lines joined.
+pub(crate) async fn run_in(vm: &dyn BuildVm, command: &str) -> (i32, String) {
+    let lines = Mutex::new(Vec::new());
+    let sink = |l: OutputLine<'_>| lines.lock().unwrap().push(l.text.to_owned());
+    let result = vm
+        .guest()
+        .exec(&imagebuilder_core::host::ExecRequest::new(command), &sink)
+        .await
+        .expect("exec");
+    (result.exit_code, lines.into_inner().unwrap().join("\n"))
+}
+
+/// Checks, in a VM booted from a build's output with [`Fixture::boot_as_output_user`], that
+/// nothing of the build's identity is left (AIB's deprovisioning): no build user, home,
+/// group or sudo rule, no cloud-init instance but this boot's, no host key of the build VM
+/// (`build_host_key`: its public key, as the build saw it).
+pub(crate) async fn assert_no_build_identity(vm: &dyn BuildVm, build_host_key: &str) {
+    let user = "imagebuilder";
+    for (check, command) in [
+        (
+            "the build user's account",
+            format!("grep -s '^{user}:' /etc/passwd /etc/shadow /etc/group"),
+        ),
+        ("the build user's home", format!("ls -d /home/{user}")),
+        (
+            "the build user's sudo rules",
+            format!("sudo grep -rs '{user}' /etc/sudoers /etc/sudoers.d"),
+        ),
+    ] {
+        let (code, output) = run_in(vm, &command).await;
+        assert_ne!(code, 0, "{check} is still in the image: {output}");
+    }
+    let (code, instances) = run_in(vm, "sudo ls /var/lib/cloud/instances").await;
+    assert_eq!(
+        (code, instances.trim()),
+        (0, vm.id()),
+        "cloud-init's per-instance state holds only this boot's instance"
+    );
+    let (_, host_keys) = run_in(vm, "sudo cat /etc/ssh/ssh_host_*_key.pub").await;
+    let build_key = build_host_key
+        .split_whitespace()
+        .nth(1)
+        .expect("a key line");
+    assert!(
+        !host_keys.contains(build_key),
+        "a host key of the build VM is still in the image"
+    );
+    // The check itself works: the output user is there, with its sudo rule.
+    let (code, _) = run_in(
+        vm,
+        &format!("grep -q '^{OUTPUT_USER}:' /etc/passwd && sudo -n true"),
+    )
+    .await;
+    assert_eq!(code, 0, "the output user {OUTPUT_USER} exists and has sudo");
 }
 
 /// QEMU processes whose command line names a path under `dir`, with their pids.
