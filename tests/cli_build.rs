@@ -363,3 +363,25 @@ fn secure_parameters_stay_out_of_the_state_dir_but_the_template_still_runs() {
     assert_eq!(delete.status.code(), Some(0), "{}", text(&delete.stderr));
     assert!(files_containing(&state, CANARY).is_empty());
 }
+
+#[test]
+fn build_warns_on_stderr_of_fields_without_local_effect() {
+    let state = state_dir("build_warns");
+    std::fs::create_dir_all(&state).unwrap();
+    let text_of = std::fs::read_to_string("examples/templates/platform-image-to-vhd.json").unwrap();
+    let mut doc: Value = serde_json::from_str(&text_of).unwrap();
+    doc["properties"]["optimize"] = serde_json::json!({"vmBoot": {"state": "Enabled"}});
+    let template = state.join("with-vm-boot.json");
+    std::fs::write(&template, doc.to_string()).unwrap();
+    let out = imagebuilder(&state, &["build", "--json", template.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("properties.optimize.vmBoot: warning: has no effect here: "),
+        "{stderr}"
+    );
+    // stdout stays one JSON value a line.
+    for line in text(&out.stdout).lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    }
+}

@@ -50,6 +50,11 @@ pub(crate) async fn run(args: &BuildArgs) -> Result<Outcome, UsageError> {
             lines.join("\n")
         ))
     })?;
+    // Warnings (fields with no effect here, lenient spellings) go to stderr: stdout may be
+    // the JSON event stream.
+    for warning in doc.warnings.warnings() {
+        eprintln!("{}: {warning}", args.template.display());
+    }
     let state_dir = args.state.dir();
     let engine = args.engine.engine(&state_dir)?;
     let progress = Arc::new(Progress::new(args.json));

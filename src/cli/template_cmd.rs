@@ -130,6 +130,9 @@ pub(crate) async fn run(args: &TemplateArgs) -> Result<Outcome, UsageError> {
                     doc.templates.len()
                 )));
             };
+            for warning in doc.warnings.warnings() {
+                eprintln!("{warning}");
+            }
             let record = store.create(name, template).map_err(store_error)?;
             eprintln!("created {} ({:?})", record.name, record.provisioning_state);
             Ok(Outcome::Success)

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::arm::{self, ArmEnvironment, SuppliedParameters};
 use super::diagnostics::{Diagnostics, ErrorCode, Path};
+use super::local_effect::warn_without_effect;
 use super::model::ImageTemplate;
 use super::parse::{self, reader::Cx};
 use super::ApiVersion;
@@ -211,7 +212,7 @@ fn bare_properties(
     };
     // `apiVersion` beside bare properties chose the version above; it is not a property.
     let properties = parse::properties(&mut cx, value, Path::root(), &["apiVersion"])?;
-    Some(ImageTemplate {
+    let template = ImageTemplate {
         api_version: version,
         name: None,
         location: None,
@@ -219,7 +220,9 @@ fn bare_properties(
         identity: None,
         properties,
         secrets: Vec::new(),
-    })
+    };
+    warn_without_effect(&template, &Path::root(), &Path::root(), cx.diags);
+    Some(template)
 }
 
 fn deployment(

@@ -23,6 +23,7 @@ mod api_version;
 pub mod arm;
 mod diagnostics;
 mod input;
+mod local_effect;
 pub mod model;
 mod parse;
 pub mod rules;

@@ -5,13 +5,14 @@ use serde_json::Value;
 use super::reader::{Cx, Fields};
 use super::source::check_id;
 use crate::template::diagnostics::{ErrorCode, Path};
+use crate::template::local_effect::warn_without_effect;
 use crate::template::model::{Identity, IdentityType, ImageTemplate, RESOURCE_TYPE};
 use crate::template::rules::{is_placeholder, is_run_output_name, ResourceIdShape};
 
 /// Reads a resource object (`type`, `apiVersion`, `location`, `identity`, `properties`, ...).
 /// The caller has already read `apiVersion` into `cx`.
 pub(crate) fn resource(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<ImageTemplate> {
-    let mut f = Fields::of(cx, value, path, ErrorCode::Other)?;
+    let mut f = Fields::of(cx, value, path.clone(), ErrorCode::Other)?;
     f.ignore(cx, "apiVersion");
     resource_type(cx, &mut f);
     let name = f.str_opt(cx, "name");
@@ -43,7 +44,7 @@ pub(crate) fn resource(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Ima
         f.ignore(cx, ignored);
     }
     f.finish(cx);
-    Some(ImageTemplate {
+    let template = ImageTemplate {
         api_version: cx.version,
         name,
         location,
@@ -51,7 +52,9 @@ pub(crate) fn resource(cx: &mut Cx<'_>, value: &Value, path: Path) -> Option<Ima
         identity,
         properties: properties?,
         secrets: Vec::new(),
-    })
+    };
+    warn_without_effect(&template, &path, &path.field("properties"), cx.diags);
+    Some(template)
 }
 
 /// The full type, or the short `Microsoft.VirtualMachineImages` some AIB samples use.
