@@ -76,14 +76,15 @@ async fn a_local_source_is_hashed_once_and_again_when_it_changes() {
     let bytes = content(1, 3 << 20);
     std::fs::write(&base, &bytes).unwrap();
     let cache = SourceCache::new(dir.join("cache"));
-    let wanted = disk(
-        &format!("file://{}", base.display()),
-        Some(&sha256(&bytes).to_uppercase()),
-    );
+    let location = format!("file://{}", base.display());
+    let wanted = disk(&location, Some(&sha256(&bytes).to_uppercase()));
 
     let staged = cache.stage(&wanted).await.unwrap();
     assert_eq!(staged.staging, Staging::Hashed);
-    assert_eq!(staged.disk.location, base.display().to_string());
+    assert_eq!(
+        staged.disk.location, location,
+        "a local source stays where it is"
+    );
     assert_eq!(staged.sha256.as_deref(), Some(sha256(&bytes).as_str()));
     assert_eq!(
         cache.stage(&wanted).await.unwrap().staging,

@@ -64,7 +64,8 @@ pub struct SourceCache {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StagedSource {
-    /// The disk, its `location` now a local path.
+    /// The disk, its `location` a local path: as given for a local source, the cached copy
+    /// for a remote one.
     pub disk: BaseDisk,
     /// Its sha256, when it was checked or downloaded; none for a local file without one.
     pub sha256: Option<String>,
@@ -163,9 +164,10 @@ impl SourceCache {
             });
         }
         let expected = disk.sha256.as_deref().map(str::to_ascii_lowercase);
-        let (path, sha256, staging) = match local_path(&disk.location) {
+        // Local sources keep their location as written: the hosts read it as before.
+        let (location, sha256, staging) = match local_path(&disk.location) {
             Some(path) => match &expected {
-                None => (path, None, Staging::Unchecked),
+                None => (disk.location.clone(), None, Staging::Unchecked),
                 Some(expected) => {
                     let (actual, remembered) = digest::digest_of(&self.memo_dir(), &path).await?;
                     if &actual != expected {
@@ -180,18 +182,18 @@ impl SourceCache {
                     } else {
                         Staging::Hashed
                     };
-                    (path, Some(actual), staging)
+                    (disk.location.clone(), Some(actual), staging)
                 }
             },
             None => {
                 let (path, sha256, staging) =
                     self.remote(&disk.location, expected.as_deref()).await?;
-                (path, Some(sha256), staging)
+                (path.display().to_string(), Some(sha256), staging)
             }
         };
         Ok(StagedSource {
             disk: BaseDisk {
-                location: path.display().to_string(),
+                location,
                 sha256: sha256.clone().or_else(|| disk.sha256.clone()),
                 ..disk.clone()
             },
