@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::source::{BaseDisk, InMemoryCatalog};
 use crate::template::model::{DiskFormat, HyperVGeneration, OsType, SecurityType};
+use crate::template::rules::is_sha256_hex;
 
 /// One version of a platform image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +206,18 @@ impl Environment {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
+        // Checked here, where the file can be named; a bad digest would otherwise surface
+        // only as a mismatch at build time.
+        for (i, entry) in file.platform_images.iter().enumerate() {
+            if let Some(sha256) = entry.sha256.as_deref().filter(|d| !is_sha256_hex(d)) {
+                return Err(EnvironmentError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "platformImages[{i}].sha256: '{sha256}' is not a sha256 checksum; expected 64 hex digits"
+                    ),
+                });
+            }
+        }
         let environment = Self {
             state_dir: file.state_dir,
             platform_images: file.platform_images,
@@ -292,6 +305,14 @@ mod tests {
         std::fs::write(&path, r#"{"platformImages": [{"publisher": "P", "offer": "O", "sku": "S", "version": "1.0.0", "uri": "/i.qcow2", "format": "qcow2"}], "regionz": {}}"#).unwrap();
         let err = Environment::from_file(&path).unwrap_err().to_string();
         assert!(err.contains("unknown field `regionz`"), "{err}");
+        std::fs::write(&path, r#"{"platformImages": [{"publisher": "P", "offer": "O", "sku": "S", "version": "1.0.0", "uri": "/i.qcow2", "format": "qcow2", "sha256": "abc"}]}"#).unwrap();
+        let err = Environment::from_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "platformImages[0].sha256: 'abc' is not a sha256 checksum; expected 64 hex digits"
+            ),
+            "{err}"
+        );
         std::fs::write(&path, r#"{"platformImages": [{"publisher": "P", "offer": "O", "sku": "S", "version": "1.0.0", "uri": "/i.qcow2", "format": "qcow2"}]}"#).unwrap();
         let env = Environment::from_file(&path).unwrap();
         assert_eq!(

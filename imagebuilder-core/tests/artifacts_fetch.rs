@@ -155,3 +155,52 @@ async fn signed_urls_other_than_azure_are_refused_without_leaking_the_signature(
         "{err}"
     );
 }
+
+/// A server on loopback that announces `announced` bytes, sends `sent` of them and then
+/// either closes the connection or, with `stall`, keeps it open without sending more.
+#[cfg(feature = "http")]
+async fn short_server(announced: usize, sent: usize, stall: bool) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = vec![0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {announced}\r\nconnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&vec![b'x'; sent]).await;
+                if stall {
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn a_truncated_or_cancelled_download_leaves_nothing_in_staging() {
+    let dir = dir("short");
+    let port = short_server(1 << 20, 1000, false).await;
+    let uri = format!("http://127.0.0.1:{port}/disk.raw");
+    let err = fetch(&uri, None, &dir).await.unwrap_err();
+    assert!(matches!(err, ArtifactError::Fetch { .. }), "{err}");
+    assert!(err.to_string().contains(&uri), "{err}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "left behind");
+
+    // Dropped mid-download (a cancel, a deadline): the partial file goes with the future.
+    let port = short_server(1 << 20, 64 << 10, true).await;
+    let uri = format!("http://127.0.0.1:{port}/disk.raw");
+    let started = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        fetch(&uri, None, &dir),
+    )
+    .await;
+    assert!(started.is_err(), "the stalled download cannot finish");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "left behind");
+}

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use imagebuilder::core::distribute::InMemoryTargets;
 use imagebuilder::core::engine::Engine;
 use imagebuilder::core::environment::{BuildHostEntry, Environment};
-use imagebuilder::core::source::SourceResolver;
+use imagebuilder::core::source::{SourceCache, SourceResolver};
 use imagebuilder::core::store::TemplateStore;
 use imagebuilder::dist::LocalTargets;
 use imagebuilder::drivers::mock::MockBuildHost;
@@ -204,16 +204,23 @@ impl EngineArgs {
             Arc::new(targets.managed_images().clone()),
             Arc::new(targets.galleries().clone()),
         );
-        match host {
-            HostKind::Mock => Ok(Engine::new(
+        let engine = match host {
+            HostKind::Mock => Engine::new(
                 Arc::new(MockBuildHost::new()),
                 Arc::new(source),
                 Arc::new(InMemoryTargets::new()),
-            )),
-            HostKind::Qemu => qemu_engine(source, targets, self, state_dir),
-            HostKind::Libvirt => libvirt_engine(source, targets, self, &build_host, state_dir),
-        }
+            ),
+            HostKind::Qemu => qemu_engine(source, targets, self, state_dir)?,
+            HostKind::Libvirt => libvirt_engine(source, targets, self, &build_host, state_dir)?,
+        };
+        // Downloaded sources and remembered digests serve every later build of this state.
+        Ok(engine.with_source_cache(SourceCache::new(source_cache_dir(state_dir))))
     }
+}
+
+/// `STATE/cache/sources`: the source cache of every build using this state directory.
+pub(crate) fn source_cache_dir(state_dir: &std::path::Path) -> PathBuf {
+    state_dir.join("cache").join("sources")
 }
 
 /// Cleans up after the VMs of builds whose process died (killed, crashed), as every use of

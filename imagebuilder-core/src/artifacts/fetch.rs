@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
+use object_store::path::Path as StorePath;
+use object_store::ObjectStore;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use url::Url;
@@ -60,6 +62,166 @@ pub async fn fetch(
     expected_sha256: Option<&str>,
     dir: &Path,
 ) -> Result<FetchedArtifact, ArtifactError> {
+    let url = open(uri)?.url;
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| fetch_error(uri, e))?;
+    let final_path = dir.join(local_name(&url));
+    let partial = partial_path(&final_path);
+    let download = download(uri, expected_sha256, partial).await?;
+    let (sha256, size) = (download.sha256.clone(), download.size);
+    download
+        .file
+        .persist(&final_path)
+        .map_err(|e| fetch_error(uri, e))?;
+    Ok(FetchedArtifact {
+        path: final_path,
+        sha256,
+        size,
+    })
+}
+
+/// A download written to a temporary file, which is removed when this is dropped (an
+/// error, a cancel) unless [`persist`](Self::persist) moved it into place.
+#[derive(Debug)]
+pub(crate) struct PartialFile {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl PartialFile {
+    /// Renames the file to `to` (same file system), completing the download.
+    pub(crate) fn persist(mut self, to: &Path) -> std::io::Result<()> {
+        std::fs::rename(&self.path, to)?;
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if !self.kept {
+            // Synchronous: a dropped future gets no chance to await.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A complete, verified download, still under its temporary name.
+#[derive(Debug)]
+pub(crate) struct Download {
+    /// The temporary file.
+    pub(crate) file: PartialFile,
+    /// sha256 of the content, 64 lower-case hex digits.
+    pub(crate) sha256: String,
+    /// Size in bytes.
+    pub(crate) size: u64,
+    /// What the store said about the object when serving it.
+    pub(crate) meta: object_store::ObjectMeta,
+}
+
+/// A temporary name beside `final_path` that no concurrent download shares.
+pub(crate) fn partial_path(final_path: &Path) -> PathBuf {
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    final_path.with_file_name(format!(
+        ".{name}.{}.partial",
+        crate::store::fsio::unique_suffix()
+    ))
+}
+
+/// Downloads `uri` into `partial` (whose directory must exist) while hashing it, checking
+/// its length against what the store announced and its digest against `expected_sha256`.
+/// On any error, or when the future is dropped, nothing is left at `partial`.
+pub(crate) async fn download(
+    uri: &str,
+    expected_sha256: Option<&str>,
+    partial: PathBuf,
+) -> Result<Download, ArtifactError> {
+    let Opened { store, path, .. } = open(uri)?;
+    let mut file = tokio::fs::File::create(&partial)
+        .await
+        .map_err(|e| fetch_error(uri, e))?;
+    let guard = PartialFile {
+        path: partial,
+        kept: false,
+    };
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let staging_error = |e: std::io::Error| object_store::Error::Generic {
+        store: "staging",
+        source: Box::new(e),
+    };
+    let result = async {
+        let got = store
+            .get_opts(&path, object_store::GetOptions::default())
+            .await?;
+        let (meta, announced) = (got.meta.clone(), got.range.end - got.range.start);
+        let mut stream = got.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(staging_error)?;
+        }
+        file.flush().await.map_err(staging_error)?;
+        // A connection closed early may end the stream without an error on some stores.
+        if size != announced {
+            return Err(object_store::Error::Generic {
+                store: "download",
+                source: format!("the download ended after {size} of {announced} bytes").into(),
+            });
+        }
+        Ok::<_, object_store::Error>(meta)
+    }
+    .await;
+    drop(file);
+    let meta = result.map_err(|e| fetch_error(uri, e))?;
+    let actual = hex::encode(hasher.finalize());
+    if let Some(expected) = expected_sha256 {
+        if !expected.eq_ignore_ascii_case(&actual) {
+            return Err(ArtifactError::ChecksumMismatch {
+                uri: redact_uri(uri),
+                expected: expected.to_ascii_lowercase(),
+                actual,
+            });
+        }
+    }
+    Ok(Download {
+        file: guard,
+        sha256: actual,
+        size,
+        meta,
+    })
+}
+
+/// What the store says about `uri` now (size, ETag, last modified), without its content.
+pub(crate) async fn head(uri: &str) -> Result<object_store::ObjectMeta, ArtifactError> {
+    let Opened { store, path, .. } = open(uri)?;
+    store
+        .get_opts(
+            &path,
+            object_store::GetOptions {
+                head: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .map(|got| got.meta)
+        .map_err(|e| fetch_error(uri, e))
+}
+
+/// A URL and the store serving it.
+struct Opened {
+    url: Url,
+    store: std::sync::Arc<dyn ObjectStore>,
+    path: StorePath,
+}
+
+/// The URL and the store serving `uri`, or why not; reasons are shown redacted.
+fn open(uri: &str) -> Result<Opened, ArtifactError> {
     let shown = redact_uri(uri);
     // Reasons may quote the URL (with its token): show them redacted too.
     let unsupported = |reason: String| ArtifactError::Unsupported {
@@ -68,70 +230,14 @@ pub async fn fetch(
     };
     let url = to_url(uri).map_err(unsupported)?;
     let (store, path) = store::for_url(&url).map_err(unsupported)?;
-    let fetch_error = |source: Box<dyn std::error::Error + Send + Sync>| ArtifactError::Fetch {
-        uri: shown.clone(),
-        source,
-    };
+    Ok(Opened { url, store, path })
+}
 
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|e| fetch_error(Box::new(e)))?;
-    let final_path = dir.join(local_name(&url));
-    let partial = final_path.with_extension("partial");
-    let mut file = tokio::fs::File::create(&partial)
-        .await
-        .map_err(|e| fetch_error(Box::new(e)))?;
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
-    let result = async {
-        let mut stream = store
-            .get_opts(&path, object_store::GetOptions::default())
-            .await?
-            .into_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| object_store::Error::Generic {
-                    store: "staging",
-                    source: Box::new(e),
-                })?;
-        }
-        file.flush()
-            .await
-            .map_err(|e| object_store::Error::Generic {
-                store: "staging",
-                source: Box::new(e),
-            })?;
-        Ok::<(), object_store::Error>(())
+fn fetch_error(uri: &str, e: impl std::error::Error + Send + Sync + 'static) -> ArtifactError {
+    ArtifactError::Fetch {
+        uri: redact_uri(uri),
+        source: Box::new(e),
     }
-    .await;
-    drop(file);
-    if let Err(e) = result {
-        let _ = tokio::fs::remove_file(&partial).await;
-        return Err(fetch_error(Box::new(e)));
-    }
-    let actual = hex::encode(hasher.finalize());
-    if let Some(expected) = expected_sha256 {
-        if !expected.eq_ignore_ascii_case(&actual) {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(ArtifactError::ChecksumMismatch {
-                uri: shown,
-                expected: expected.to_ascii_lowercase(),
-                actual,
-            });
-        }
-    }
-    tokio::fs::rename(&partial, &final_path)
-        .await
-        .map_err(|e| fetch_error(Box::new(e)))?;
-    Ok(FetchedArtifact {
-        path: final_path,
-        sha256: actual,
-        size,
-    })
 }
 
 /// Accepts URLs and absolute local paths (as `file://`).

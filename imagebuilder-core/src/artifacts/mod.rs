@@ -12,6 +12,7 @@ mod hash;
 mod redact;
 mod store;
 
+pub(crate) use fetch::{download, head, partial_path};
 pub use fetch::{fetch, ArtifactError, FetchedArtifact};
 pub use hash::sha256_file;
 pub use redact::redact_uri;

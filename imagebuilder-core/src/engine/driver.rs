@@ -20,7 +20,7 @@ use crate::distribute::DistributorFactory;
 use crate::host::BuildHost;
 use crate::plan::Template;
 use crate::run::RunSubState;
-use crate::source::Source;
+use crate::source::{Source, SourceCache};
 use crate::template::model::OnError;
 
 /// Runs templates on one build host, resolving sources and making distributors with the
@@ -30,6 +30,7 @@ pub struct Engine {
     pub(super) host: Arc<dyn BuildHost>,
     pub(super) source: Arc<dyn Source>,
     pub(super) distributors: Arc<dyn DistributorFactory>,
+    pub(super) source_cache: Option<SourceCache>,
     admission: Arc<Admission>,
 }
 
@@ -112,8 +113,17 @@ impl Engine {
             host,
             source,
             distributors,
+            source_cache: None,
             admission: Arc::new(Admission::new(EngineLimits::default())),
         }
+    }
+
+    /// The same engine keeping verified sources in `cache` across runs: a remote source is
+    /// downloaded once, a local one hashed once (until it changes). Without one, each run
+    /// downloads remote sources into its work directory and hashes local ones again.
+    pub fn with_source_cache(mut self, cache: SourceCache) -> Self {
+        self.source_cache = Some(cache);
+        self
     }
 
     /// The same engine admitting runs within `limits`: a run waits in `Running/Queued`

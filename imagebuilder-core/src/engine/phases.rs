@@ -16,7 +16,7 @@ use crate::distribute::{CapturedImage, DistributeContext, Distributor};
 use crate::host::{BuildVm, Capabilities, ProvisionOptions, VmPurpose};
 use crate::plan::{Target, Template};
 use crate::run::{RunOutput, RunSubState};
-use crate::source::BaseDisk;
+use crate::source::{BaseDisk, SourceCache, Staging};
 use crate::template::model::{DistributorSpec, HyperVGeneration, OnError, OsType};
 
 /// How a phase ended, as the driver turns it into a [`super::RunEvent`].
@@ -119,8 +119,45 @@ impl<'a> Run<'a> {
                 .map(|v| format!(", version {v}"))
                 .unwrap_or_default()
         ));
+        let disk = self.stage_source(&disk).await?;
         self.base_disk = Some(disk.clone());
         Ok(disk)
+    }
+
+    /// The source as a verified local file, before any VM boots: hosts boot local files
+    /// only, so the engine downloads remote sources once for all of them.
+    async fn stage_source(&self, disk: &BaseDisk) -> Result<BaseDisk, String> {
+        let cache = self
+            .engine
+            .source_cache
+            .clone()
+            .unwrap_or_else(|| SourceCache::new(self.options.work_dir.join("source-cache")));
+        let staged = cache.stage(disk).await.map_err(|e| {
+            let message = crate::error_chain(&e);
+            // A store's error may quote the request URL with the token of the source's.
+            let message = match disk.location.split_once('?') {
+                Some((_, query)) if !query.is_empty() => message.replace(query, "<redacted>"),
+                _ => message,
+            };
+            format!("failed to stage the source: {message}")
+        })?;
+        let how = match staged.staging {
+            Staging::Unchecked => "used as it is (no sha256 given)",
+            Staging::Hashed => "sha256 verified",
+            Staging::Remembered => "sha256 verified earlier, file unchanged",
+            Staging::Downloaded => "downloaded, sha256 verified",
+            Staging::Cached => "found in the source cache, sha256 verified",
+        };
+        self.log.note(&format!(
+            "source {}: {how}{}",
+            artifacts::redact_uri(&disk.location),
+            staged
+                .sha256
+                .as_ref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        ));
+        Ok(staged.disk)
     }
 
     async fn stage_artifacts<'c>(
