@@ -19,21 +19,9 @@ use imagebuilder::template::{parse_value, ImageTemplate, ParseOptions};
 use serde_json::{json, Value};
 use sha2::Digest;
 
-/// The location (`az://CONTAINER`, `s3://BUCKET`) of a storage server from `var`.
-///
-/// Absent, the test is skipped with a message, but in CI (`CI=true`) it fails: the test
-/// command starts the servers there.
+/// The location of a storage server from `var` (skips, or fails under CI, without it).
 fn server(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(location) if !location.is_empty() => Some(location.trim_end_matches('/').to_owned()),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("{var} is not set in CI: `bash scripts/test.sh` starts the storage servers and sets it")
-        }
-        _ => {
-            eprintln!("skipped: {var} is not set; `bash scripts/test.sh` starts the storage servers (scripts/storage-servers.sh) and sets it");
-            None
-        }
-    }
+    imagebuilder_core::testkit::env::storage_server(var)
 }
 
 const IMAGE: &str = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/images/base";

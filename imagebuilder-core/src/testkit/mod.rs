@@ -11,4 +11,5 @@
 //! ```
 
 pub mod distributor;
+pub mod env;
 pub mod host;

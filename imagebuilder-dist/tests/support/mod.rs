@@ -10,21 +10,9 @@ use imagebuilder_dist::store::open_store;
 use object_store::ObjectStoreExt;
 use sha2::{Digest, Sha256};
 
-/// The location (`az://CONTAINER`, `s3://BUCKET`) a server's tests write under, from `var`.
-///
-/// Absent, the test is skipped with a message, but in CI (`CI=true`) it fails: the test
-/// command starts the servers there.
+/// The location of a storage server from `var` (skips, or fails under CI, without it).
 pub(crate) fn server(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(location) if !location.is_empty() => Some(location.trim_end_matches('/').to_owned()),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("{var} is not set in CI: `bash scripts/test.sh` starts the storage servers and sets it")
-        }
-        _ => {
-            eprintln!("skipped: {var} is not set; `bash scripts/test.sh` starts the storage servers (scripts/storage-servers.sh) and sets it");
-            None
-        }
-    }
+    imagebuilder_core::testkit::env::storage_server(var)
 }
 
 /// A runtime for the sinks' requests; the test thread blocks on it, as a writer's blocking
