@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that the fixture-image build (scripts/build-fixture-images.sh)
-# and the QEMU tests need on the HOST. Idempotent and fast when everything is present:
+# Installs the Debian packages that the fixture-image builds (scripts/build-fixture-images.sh,
+# scripts/build-stock-image.sh) and the QEMU tests need on the HOST. Idempotent and fast when everything is present:
 # `dpkg -s` is checked first and apt runs only for what is missing.
 #
 # Packages that end up INSIDE the guest images (kernel, busybox, OpenSSH, sudo, bash and
@@ -22,11 +22,14 @@ set -euo pipefail
 #   binutils                    readelf: the build checks every guest binary finds its libraries
 #   util-linux                  flock (one build per output directory)
 #   openssh-client              ssh/ssh-keygen for the checks and the host's key pairs
+#   mmdebstrap                  the stock Debian image's root (scripts/build-stock-image.sh),
+#                               installed with its maintainer scripts in a chroot, not the host
 PKGS=(
   qemu-system-x86 qemu-utils ovmf
   syslinux syslinux-common extlinux
   mtools dosfstools e2fsprogs fdisk xorriso
   cpio gzip zstd binutils util-linux openssh-client
+  mmdebstrap
 )
 
 missing=()
