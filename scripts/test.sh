@@ -14,6 +14,10 @@ bash scripts/install-test-deps.sh
 export IMAGEBUILDER_FIXTURE_IMAGES="${IMAGEBUILDER_FIXTURE_IMAGES:-${XDG_CACHE_HOME:-$HOME/.cache}/imagebuilder/fixture-images}"
 bash scripts/build-fixture-images.sh "$IMAGEBUILDER_FIXTURE_IMAGES"
 
+step "the stock Debian 12 image for the stock-image build test (mmdebstrap; cached by recipe)"
+export IMAGEBUILDER_STOCK_IMAGES="${IMAGEBUILDER_STOCK_IMAGES:-${XDG_CACHE_HOME:-$HOME/.cache}/imagebuilder/stock-images}"
+bash scripts/build-stock-image.sh "$IMAGEBUILDER_STOCK_IMAGES"
+
 step "storage servers for the upload tests (Azurite, moto; installed into the cache)"
 storage_state=$(mktemp -d)
 trap 'bash scripts/libvirt-daemon.sh stop "$storage_state"; bash scripts/storage-servers.sh stop "$storage_state"; rm -rf "$storage_state"' EXIT
