@@ -35,27 +35,14 @@ flock 9
 
 # --- recipe hash -------------------------------------------------------------------------------
 mapfile -t ROOTFS_PKGS < <(sed 's/#.*//; /^[[:space:]]*$/d' "$RECIPE/packages.txt")
-kernel_pkg() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'; }
-KPKG=$(kernel_pkg)
-if [ -z "$KPKG" ]; then
-  log "apt lists missing: apt-get update"
-  apt-get update -qq
-  KPKG=$(kernel_pkg)
-fi
-[ -n "$KPKG" ] || { log "cannot resolve linux-image-cloud-amd64"; exit 1; }
+# shellcheck source=scripts/lib/image-recipe.sh
+. "$REPO/scripts/lib/image-recipe.sh"
+KPKG=$(cloud_kernel_pkg)
 ALL_PKGS=("${ROOTFS_PKGS[@]}" "$KPKG" systemd-boot-efi)
 VERSIONS=$(apt-cache show --no-all-versions "${ALL_PKGS[@]}" | awk '/^Package:/ {p=$2} /^Version:/ {print p "=" $2}')
 [ "$(echo "$VERSIONS" | wc -l)" -eq "${#ALL_PKGS[@]}" ] || { log "some packages are unknown to apt: ${ALL_PKGS[*]}"; exit 1; }
 
-recipe_inputs() {
-  cat "$REPO/scripts/build-fixture-images.sh"
-  (cd "$RECIPE" && find . \( -type f -o -type l \) -print | LC_ALL=C sort | while read -r f; do
-    printf '%s %s ' "$f" "$(stat -c %a "$f")"
-    if [ -L "$f" ]; then readlink "$f"; else sha256sum <"$f"; fi
-  done)
-  echo "$VERSIONS"
-}
-HASH=$(recipe_inputs | sha256sum | cut -c1-16)
+HASH=$(recipe_hash "$REPO/scripts/build-fixture-images.sh" "$RECIPE" "$VERSIONS")
 if [ -f "$OUT/.recipe-$HASH" ] && [ -f "$GEN1" ] && [ -f "$GEN2" ]; then
   log "up to date (recipe $HASH)"
   echo "$GEN1"

@@ -36,33 +36,15 @@ flock 9
 
 # --- recipe hash -------------------------------------------------------------------------------
 mapfile -t PKGS < <(sed 's/#.*//; /^[[:space:]]*$/d' "$RECIPE/packages.txt")
-# Empty when apt has no lists (apt-cache fails: not fatal here). awk reads to the end: exiting
-# early would kill apt-cache with SIGPIPE.
-kernel_pkg() {
-  { apt-cache depends linux-image-cloud-amd64 2>/dev/null || true; } |
-    awk '/Depends: linux-image-[0-9]/ && !k {k = $2} END {print k}'
-}
-KPKG=$(kernel_pkg)
-if [ -z "$KPKG" ]; then
-  log "apt lists missing: apt-get update"
-  apt-get update -qq
-  KPKG=$(kernel_pkg)
-fi
-[ -n "$KPKG" ] || { log "cannot resolve linux-image-cloud-amd64"; exit 1; }
+# shellcheck source=scripts/lib/image-recipe.sh
+. "$REPO/scripts/lib/image-recipe.sh"
+KPKG=$(cloud_kernel_pkg)
 # The named packages' versions (not their whole closure): a new kernel, cloud-init, OpenSSH or
 # systemd in the archive rebuilds the image.
 VERSIONS=$(apt-cache show --no-all-versions "${PKGS[@]}" "$KPKG" | awk '/^Package:/ {p=$2} /^Version:/ {print p "=" $2}')
 [ "$(echo "$VERSIONS" | wc -l)" -eq $((${#PKGS[@]} + 1)) ] || { log "some packages are unknown to apt: ${PKGS[*]}"; exit 1; }
 
-recipe_inputs() {
-  cat "$REPO/scripts/build-stock-image.sh"
-  (cd "$RECIPE" && find . \( -type f -o -type l \) -print | LC_ALL=C sort | while read -r f; do
-    printf '%s %s ' "$f" "$(stat -c %a "$f")"
-    if [ -L "$f" ]; then readlink "$f"; else sha256sum <"$f"; fi
-  done)
-  echo "$VERSIONS"
-}
-HASH=$(recipe_inputs | sha256sum | cut -c1-16)
+HASH=$(recipe_hash "$REPO/scripts/build-stock-image.sh" "$RECIPE" "$VERSIONS")
 if [ -f "$OUT/.stock-recipe-$HASH" ] && [ -f "$GEN1" ]; then
   log "up to date (recipe $HASH)"
   echo "$GEN1"
