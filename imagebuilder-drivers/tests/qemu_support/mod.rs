@@ -2,17 +2,21 @@
 //! the capture, and leak checks.
 #![allow(dead_code)] // Each test file uses a different part.
 
+#[path = "../capture_check/mod.rs"]
+pub(crate) mod capture_check;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use capture_check::{assert_capture_generalized, CapturedRoot};
 use imagebuilder_core::distribute::{
     CapturedImage, DistributeContext, DistributeError, Distributor, DistributorFactory,
 };
-use imagebuilder_core::engine::{BuildEvent, RunOptions};
+use imagebuilder_core::engine::{BuildEvent, Engine, RunOptions};
 use imagebuilder_core::host::{BuildHost, BuildVm, OutputLine, ProvisionOptions, VmPurpose};
-use imagebuilder_core::run::RunOutput;
+use imagebuilder_core::run::{RunOutput, RunState, RunSubState};
 use imagebuilder_core::source::{BaseDisk, SourceResolver};
 use imagebuilder_core::template::model::{
     DiskFormat, DistributorSpec, HyperVGeneration, OsType, SecurityType, VmProfile,
@@ -338,6 +342,76 @@ impl Fixture {
             "QEMU processes left running"
         );
     }
+}
+
+/// A whole build of `f`'s image through the engine: a Shell step running `first` and then
+/// recording what the output must not keep, a File step, a Restart (`restart_timeout`), a
+/// Shell step after it, generalize, a validation, capture. Then the capture is checked
+/// offline and booted as a user of the output would (a new seed, another user): the
+/// customizations are there, nothing of the build's identity is.
+pub(crate) async fn full_build(f: &Fixture, first: &[&str], restart_timeout: &str) {
+    let payload = f.write_file("payload.txt", "payload from the host\n");
+    let mut marker: Vec<&str> = first.to_vec();
+    marker.extend([
+        "echo customized | sudo tee /etc/imagebuilder-marker",
+        "sudo cp /etc/machine-id /var/build-machine-id",
+        "sudo cp /etc/ssh/ssh_host_ed25519_key.pub /var/build-host-key.pub",
+        "sudo cp ~/.ssh/authorized_keys /var/build-authorized-keys",
+    ]);
+    let template = f.template(|t| {
+        t["properties"]["customize"] = json!([
+            {"type": "Shell", "name": "marker", "inline": marker},
+            {"type": "File", "name": "payload", "sourceUri": format!("file://{}", payload.display()), "destination": "/tmp/payload.txt"},
+            {"type": "Shell", "name": "keep-payload", "inline": ["sudo cp /tmp/payload.txt /etc/payload.txt"]},
+            {"type": "Restart", "restartCheckCommand": "test -f /etc/imagebuilder-marker", "restartTimeout": restart_timeout},
+            {"type": "Shell", "name": "after-restart", "inline": ["test -f /etc/payload.txt"]}
+        ]);
+        t["properties"]["validate"] = json!({"inVMValidations": [
+            {"type": "Shell", "name": "marker-present", "inline": ["grep -q customized /etc/imagebuilder-marker"]}
+        ]});
+    });
+    let engine = Engine::new(Arc::new(f.host.clone()), f.source(), f.capture_targets());
+    let report = engine.run(&template, f.run_options()).await;
+    assert_eq!(
+        (report.run_state, report.run_sub_state),
+        (RunState::Succeeded, RunSubState::Distributing),
+        "{}\n{}",
+        report.message,
+        f.log()
+    );
+    f.assert_no_leaks();
+
+    let capture = f.captured_image();
+    assert_capture_generalized(&CapturedRoot::open(&capture, &f.dir));
+    let vm = f.boot_as_output_user(&capture, "fresh").await;
+    let run = |command: &'static str| run_in(vm.as_ref(), command);
+    assert_eq!(
+        run("cat /etc/imagebuilder-marker").await,
+        (0, "customized".to_owned())
+    );
+    assert_eq!(
+        run("cat /etc/payload.txt").await,
+        (0, "payload from the host".to_owned())
+    );
+    let (_, build_id) = run("cat /var/build-machine-id").await;
+    let (_, new_id) = run("cat /etc/machine-id").await;
+    assert!(
+        !new_id.is_empty() && new_id != build_id,
+        "machine-id was regenerated: {build_id} -> {new_id}"
+    );
+    let (_, build_host_key) = run("cat /var/build-host-key.pub").await;
+    assert!(!build_host_key.is_empty(), "the build saw its host key");
+    let (_, build_keys) = run("cat /var/build-authorized-keys").await;
+    let (_, keys) = run("cat ~/.ssh/authorized_keys").await;
+    for key in build_keys.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            !keys.contains(key),
+            "the build user's key is still authorized in the image"
+        );
+    }
+    assert_no_build_identity(vm.as_ref(), &build_host_key).await;
+    vm.destroy().await.unwrap();
+    f.assert_no_leaks();
 }
 
 /// The user of [`Fixture::boot_as_output_user`]'s seed.
