@@ -20,13 +20,17 @@ set -euo pipefail
 #   xorriso                     iso9660 seeds (optional flavour of NoCloud)
 #   cpio gzip zstd              initramfs packing
 #   binutils                    readelf: the build checks every guest binary finds its libraries
-#   util-linux                  flock (one build per output directory)
+#   util-linux                  flock (one build per output directory); unshare (the build
+#                               VM's own network namespace)
+#   slirp4netns                 that namespace's way out, with no way to the host's loopback
+#   iproute2                    ip: the network test's namespace and veth pair
 #   openssh-client              ssh/ssh-keygen for the checks and the host's key pairs
 PKGS=(
   qemu-system-x86 qemu-utils ovmf
   syslinux syslinux-common extlinux
   mtools dosfstools e2fsprogs fdisk xorriso
   cpio gzip zstd binutils util-linux openssh-client
+  slirp4netns iproute2
 )
 
 missing=()
