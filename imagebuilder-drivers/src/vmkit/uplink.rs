@@ -79,8 +79,14 @@ const OPERATION: &str = "start the build VM's isolated network";
 /// Fails naming the first missing tool and its Debian package, or a resolver the namespace
 /// cannot reach.
 pub(crate) fn check_tools() -> Result<(), HostError> {
+    check_tools_in(&std::env::var_os("PATH").unwrap_or_default())?;
+    check_resolver(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+}
+
+/// Fails naming the first of [`TOOLS`] missing from `path` (a `PATH` value).
+fn check_tools_in(path: &std::ffi::OsStr) -> Result<(), HostError> {
     for (tool, package) in TOOLS {
-        if find_in_path(tool).is_none() {
+        if find_in(path, tool).is_none() {
             return Err(HostError::failed(
                 OPERATION,
                 format!(
@@ -91,7 +97,7 @@ pub(crate) fn check_tools() -> Result<(), HostError> {
             ));
         }
     }
-    check_resolver(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+    Ok(())
 }
 
 /// The guest's DNS is asked from inside the namespace, which has no host loopback: a
@@ -119,9 +125,8 @@ pub(crate) fn check_resolver(resolv_conf: &str) -> Result<(), HostError> {
     }
 }
 
-fn find_in_path(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
+fn find_in(path: &std::ffi::OsStr, tool: &str) -> Option<PathBuf> {
+    std::env::split_paths(path)
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
 }
@@ -441,6 +446,25 @@ fn processes_naming(needle: &str) -> Vec<(u32, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_tool_is_named_with_its_debian_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().as_os_str();
+        let err = imagebuilder_core::error_chain(&check_tools_in(path).unwrap_err());
+        assert!(
+            err.contains("`slirp4netns` is not installed (Debian package slirp4netns)"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("slirp4netns"), b"").unwrap();
+        let err = imagebuilder_core::error_chain(&check_tools_in(path).unwrap_err());
+        assert!(
+            err.contains("`unshare` is not installed (Debian package util-linux)"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("unshare"), b"").unwrap();
+        assert!(check_tools_in(path).is_ok());
+    }
 
     #[test]
     fn a_loopback_resolver_is_refused_a_real_one_is_not() {
