@@ -11,7 +11,8 @@
 //! free port on 127.0.0.1 only; the serial console goes into the run's log; QMP controls
 //! power. By default ([`GuestNetwork::Isolated`]) the guest reaches the outside network but
 //! nothing on this machine's loopback: QEMU runs in a network namespace of its own, with
-//! slirp4netns as that namespace's way out (see [`GuestNetwork`]). Gen1 images boot with SeaBIOS, Gen2 with OVMF and a per-VM copy of its variables.
+//! slirp4netns as that namespace's way out (see [`GuestNetwork`]). Gen1 images boot with
+//! SeaBIOS, Gen2 with OVMF and a per-VM copy of its variables.
 //!
 //! Needs on the host: `qemu-system-x86_64`, `qemu-img`, `ssh-keygen`, `mkfs.vfat` and `mcopy`
 //! (Debian: qemu-system-x86, qemu-utils, openssh-client, dosfstools, mtools), `ovmf` for
