@@ -20,7 +20,10 @@ set -euo pipefail
 #   xorriso                     iso9660 seeds (optional flavour of NoCloud)
 #   cpio gzip zstd              initramfs packing
 #   binutils                    readelf: the build checks every guest binary finds its libraries
-#   util-linux                  flock (one build per output directory)
+#   util-linux                  flock (one build per output directory); unshare (the build
+#                               VM's own network namespace)
+#   slirp4netns                 that namespace's way out, with no way to the host's loopback
+#   iproute2                    ip: the network test's namespace and veth pair
 #   openssh-client              ssh/ssh-keygen for the checks and the host's key pairs
 #   mmdebstrap                  the stock Debian image's root (scripts/build-stock-image.sh),
 #                               installed with its maintainer scripts in a chroot, not the host
@@ -29,7 +32,7 @@ PKGS=(
   syslinux syslinux-common extlinux
   mtools dosfstools e2fsprogs fdisk xorriso
   cpio gzip zstd binutils util-linux openssh-client
-  mmdebstrap
+  mmdebstrap slirp4netns iproute2
 )
 
 missing=()

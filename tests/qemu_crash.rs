@@ -44,6 +44,19 @@ fn cmdline(pid: u32) -> Option<String> {
     Some(String::from_utf8_lossy(&bytes).replace('\0', " "))
 }
 
+/// Running slirp4netns processes whose command line names `uplink` (a VM's network dir).
+fn network_helpers(uplink: &Path) -> Vec<String> {
+    let needle = format!("{}/", uplink.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| is_running(*pid))
+        .filter_map(cmdline)
+        .filter(|c| c.contains("slirp4netns") && c.contains(&needle))
+        .collect()
+}
+
 /// Whether `pid` runs (a zombie no longer does).
 fn is_running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
@@ -156,6 +169,11 @@ fn a_killed_build_leaves_a_qemu_that_the_next_reconcile_stops_and_cleans_up() {
     let vm_id = record["vm_id"].as_str().unwrap().to_owned();
     let work_dir = PathBuf::from(record["work_dir"].as_str().unwrap());
     let socket = PathBuf::from(record["qmp_socket"].as_str().unwrap());
+    let uplink = PathBuf::from(
+        record["uplink_dir"]
+            .as_str()
+            .expect("the isolated network's dir"),
+    );
     assert!(
         cmdline(qemu)
             .is_some_and(|c| c.contains("qemu-system") && c.contains(&*state.to_string_lossy())),
@@ -170,6 +188,11 @@ fn a_killed_build_leaves_a_qemu_that_the_next_reconcile_stops_and_cleans_up() {
     assert!(is_running(qemu), "QEMU outlives its build process");
     assert!(work_dir.join("disk.qcow2").exists() && work_dir.join("client_key").exists());
     assert!(socket.exists(), "{}", socket.display());
+    assert_eq!(
+        network_helpers(&uplink).len(),
+        1,
+        "slirp4netns outlives the build process with its QEMU"
+    );
 
     // The next use of the state dir: the store tells the dead run from a live one by its
     // free run lock, and the QEMU host's reconcile stops QEMU and cleans up.
@@ -191,6 +214,12 @@ fn a_killed_build_leaves_a_qemu_that_the_next_reconcile_stops_and_cleans_up() {
     assert!(!work_dir.exists(), "{} is removed", work_dir.display());
     assert!(!socket.exists(), "{} is removed", socket.display());
     assert!(!lease_files[0].exists(), "the lease is removed");
+    assert_eq!(
+        network_helpers(&uplink),
+        Vec::<String>::new(),
+        "slirp4netns was stopped"
+    );
+    assert!(!uplink.exists(), "{} is removed", uplink.display());
     // Nothing else of this state dir runs.
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {

@@ -176,6 +176,8 @@ async fn abort_keeps_the_vm_reachable_over_ssh() {
     let found = f.host.reconcile().await.unwrap();
     assert!(found.removed.is_empty(), "{found:?}");
     assert_eq!(f.qemu_processes().len(), 1, "the kept VM still runs");
+    // Its isolated network too (slirp4netns), which exits with its QEMU.
+    assert_eq!(f.network_helpers().len(), 1, "{:?}", f.network_helpers());
     let cleanup = std::process::Command::new("sh")
         .arg("-c")
         .arg(&kept.cleanup)

@@ -139,6 +139,12 @@ pub(crate) struct EngineArgs {
     #[arg(long, requires = "cpus")]
     memory_mib: Option<u32>,
 
+    /// What a QEMU build VM can reach: isolated (the outside network, nothing on this
+    /// machine's loopback; needs slirp4netns) or host-reachable (QEMU's plain user network:
+    /// steps can connect to every service on this machine's 127.0.0.1).
+    #[arg(long, value_enum, default_value_t = QemuNetworkArg::Isolated)]
+    qemu_network: QemuNetworkArg,
+
     #[command(flatten)]
     libvirt: LibvirtArgs,
 }
@@ -170,6 +176,15 @@ pub(crate) struct LibvirtArgs {
     /// Attach build VMs to this host bridge (e.g. br0) [default: buildHost.bridge].
     #[arg(long, value_name = "NAME")]
     libvirt_bridge: Option<String>,
+}
+
+/// `--qemu-network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum QemuNetworkArg {
+    /// The outside network, nothing on this machine's loopback.
+    Isolated,
+    /// QEMU's plain user network, which reaches this machine's 127.0.0.1.
+    HostReachable,
 }
 
 /// `--accelerator`.
@@ -260,12 +275,17 @@ fn qemu_engine(
     args: &EngineArgs,
     state_dir: &std::path::Path,
 ) -> Result<Engine, UsageError> {
-    use imagebuilder::drivers::qemu::{Accelerator, QemuBuildHost, VmShape};
-    let mut config = qemu_config(state_dir).with_accelerator(match args.accelerator {
-        AcceleratorArg::Auto => Accelerator::Auto,
-        AcceleratorArg::Kvm => Accelerator::Kvm,
-        AcceleratorArg::Tcg => Accelerator::Tcg,
-    });
+    use imagebuilder::drivers::qemu::{Accelerator, GuestNetwork, QemuBuildHost, VmShape};
+    let mut config = qemu_config(state_dir)
+        .with_accelerator(match args.accelerator {
+            AcceleratorArg::Auto => Accelerator::Auto,
+            AcceleratorArg::Kvm => Accelerator::Kvm,
+            AcceleratorArg::Tcg => Accelerator::Tcg,
+        })
+        .with_network(match args.qemu_network {
+            QemuNetworkArg::Isolated => GuestNetwork::Isolated,
+            QemuNetworkArg::HostReachable => GuestNetwork::HostReachable,
+        });
     if let (Some(cpus), Some(memory_mib)) = (args.cpus, args.memory_mib) {
         config = config.with_shape(VmShape { cpus, memory_mib });
     }

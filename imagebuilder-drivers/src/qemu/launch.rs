@@ -1,4 +1,4 @@
-//! Building QEMU's command line and starting it, with SSH forwarded on a free loopback port.
+//! Building QEMU's command line and starting it; the network comes from the caller.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -25,7 +25,11 @@ pub(crate) struct Launch<'a> {
     pub(crate) qmp_socket: &'a Path,
     /// OVMF code and this VM's copy of the vars, for Gen2.
     pub(crate) uefi: Option<(&'a Path, &'a Path)>,
-    pub(crate) ssh_port: u16,
+    /// The `-netdev` value of the guest's NIC, with id `net0`.
+    pub(crate) netdev: String,
+    /// A program QEMU runs under (its path and leading arguments) and the descriptors QEMU
+    /// inherits: the isolated network's namespace ([`crate::vmkit::uplink::Uplink::wrap`]).
+    pub(crate) wrap: Option<(String, Vec<String>, Vec<std::os::fd::RawFd>)>,
 }
 
 impl Launch<'_> {
@@ -73,7 +77,7 @@ impl Launch<'_> {
             "-drive".into(),
             format!("file={},if=virtio,format=raw,readonly=on", path(self.seed)),
             "-netdev".into(),
-            format!("user,id=net0,hostfwd=tcp:127.0.0.1:{}-:22", self.ssh_port),
+            self.netdev.clone(),
             "-device".into(),
             "virtio-net-pci,netdev=net0".into(),
             // Guests generate keys and seed TLS at boot; without entropy TCG boots stall.
@@ -93,6 +97,12 @@ impl Launch<'_> {
     }
 }
 
+/// QEMU's own user network with SSH forwarded from `ssh_port` on 127.0.0.1: the guest can
+/// reach the host's loopback through it (see [`crate::vmkit::uplink`]).
+pub(crate) fn host_reachable_netdev(ssh_port: u16) -> String {
+    format!("user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22")
+}
+
 /// The start of the overlay's `-drive` value: on the command line of this VM's QEMU only
 /// (each VM has its own overlay), so a crash recovery can tell its QEMU from a reused pid.
 pub(crate) fn disk_marker(disk: &Path) -> String {
@@ -110,7 +120,17 @@ pub(crate) fn spawn(
         operation: format!("create {}", stderr_log.display()),
         source: Box::new(e),
     })?;
-    let mut child = Command::new(launch.qemu)
+    let mut command = match &launch.wrap {
+        Some((program, prefix, fds)) => {
+            let mut command = Command::new(program);
+            command.args(prefix);
+            // SAFETY: the hook only calls fcntl, which is async-signal-safe.
+            unsafe { command.pre_exec(crate::vmkit::uplink::inherit_fds(fds.clone())) };
+            command
+        }
+        None => Command::new(launch.qemu),
+    };
+    let mut child = command
         .args(launch.args())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -2,7 +2,8 @@
 //! is killed (SIGKILL, OOM, power cut of the terminal), keeping its overlay, seed, QMP socket
 //! and port. Each VM therefore has a lease file in the host's lease dir, locked (`flock`)
 //! for as long as this process owns the VM, recording what the VM owns: the QEMU pid and its
-//! start time, the overlay as QEMU's command line names it, the work dir and the socket.
+//! start time, the overlay as QEMU's command line names it, the work dir, the socket and
+//! the isolated uplink's dir (its slirp4netns is found by it).
 //! The lock goes with the process, so a lease nobody holds is a crashed build's, and
 //! [`reconcile`] removes what it records; a pid now used by another process fails the start
 //! time and command line checks and is never killed.
@@ -48,6 +49,9 @@ pub(crate) struct Record {
     pub(crate) marker: String,
     /// QEMU's pid and start time (clock ticks after boot), once it runs.
     pub(crate) qemu: Option<(u32, u64)>,
+    /// The isolated uplink's dir, which every helper's command line names (none with the
+    /// host-reachable network).
+    pub(crate) uplink: Option<PathBuf>,
 }
 
 impl Record {
@@ -60,6 +64,7 @@ impl Record {
             "marker": self.marker,
             "qemu_pid": self.qemu.map(|(pid, _)| pid),
             "qemu_start_time": self.qemu.map(|(_, start)| start),
+            "uplink_dir": self.uplink,
         })
     }
 
@@ -78,6 +83,7 @@ impl Record {
             qmp_socket: text("qmp_socket")?.into(),
             marker: text("marker")?,
             qemu,
+            uplink: text("uplink_dir").map(PathBuf::from),
         })
     }
 }
@@ -211,9 +217,15 @@ pub(crate) fn reconcile(dir: &Path) -> Result<ReconcileOutput, HostError> {
         {
             Some(record) => {
                 let stopped = stop_qemu(&record);
+                // After QEMU: its helpers would exit with it, but a crash may have come
+                // before QEMU started.
+                let helpers = record
+                    .uplink
+                    .as_deref()
+                    .is_some_and(crate::vmkit::uplink::stop_leftovers);
                 remove_files(&record);
                 tracing::info!(
-                    "{id}: cleaned up after a build that ended without doing so (QEMU stopped: {stopped})"
+                    "{id}: cleaned up after a build that ended without doing so (QEMU stopped: {stopped}, network helpers stopped: {helpers})"
                 );
             }
             // Written empty or cut short: the process died before making anything.
@@ -329,6 +341,7 @@ mod tests {
             qmp_socket,
             marker: marker.into(),
             qemu: None,
+            uplink: None,
         }
     }
 
@@ -383,6 +396,7 @@ mod tests {
             qmp_socket: "/tmp/x.qmp".into(),
             marker: "file=/w/r1-build/disk.qcow2,if=virtio".into(),
             qemu: Some((42, 7)),
+            uplink: Some("/tmp/imagebuilder-1.net".into()),
         };
         assert_eq!(Record::from_json(&record.to_json()), Some(record));
     }
@@ -459,6 +473,31 @@ mod tests {
             orphan.0.try_wait().unwrap().is_some(),
             "the orphan was killed"
         );
+    }
+
+    #[test]
+    fn a_stale_lease_stops_the_network_helpers_naming_its_uplink_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let leases = dir.path().join("leases");
+        let uplink = dir.path().join("imagebuilder-1.net");
+        std::fs::create_dir_all(&uplink).unwrap();
+        let marker = format!("file={}/vm/disk.qcow2,if=virtio", dir.path().display());
+        // As slirp4netns names its API socket; QEMU itself already gone.
+        let mut helper = Reaped(process_with(&format!("{}/s4n.sock", uplink.display())));
+        let other = Reaped(process_with(&format!("{}x/s4n.sock", uplink.display())));
+        let mut stale = record(dir.path(), "vm", &marker);
+        stale.uplink = Some(uplink.clone());
+        drop(Lease::acquire(&leases, stale).unwrap());
+        assert_eq!(reconcile_once_free(&leases, &["vm"]).removed, ["vm"]);
+        assert!(
+            helper.0.try_wait().unwrap().is_some(),
+            "the helper was killed"
+        );
+        assert!(
+            start_time(other.0.id()).is_some(),
+            "another VM's helper was killed"
+        );
+        assert!(!uplink.exists(), "the uplink dir goes");
     }
 
     #[test]

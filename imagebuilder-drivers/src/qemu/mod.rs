@@ -9,11 +9,15 @@
 //! with a per-VM cloud-init NoCloud seed: a build user with an ephemeral ed25519 key and
 //! passwordless sudo, and a pre-generated host key the SSH client pins. SSH is forwarded to a
 //! free port on 127.0.0.1 only; the serial console goes into the run's log; QMP controls
-//! power. Gen1 images boot with SeaBIOS, Gen2 with OVMF and a per-VM copy of its variables.
+//! power. By default ([`GuestNetwork::Isolated`]) the guest reaches the outside network but
+//! nothing on this machine's loopback: QEMU runs in a network namespace of its own, with
+//! slirp4netns as that namespace's way out (see [`GuestNetwork`]). Gen1 images boot with
+//! SeaBIOS, Gen2 with OVMF and a per-VM copy of its variables.
 //!
 //! Needs on the host: `qemu-system-x86_64`, `qemu-img`, `ssh-keygen`, `mkfs.vfat` and `mcopy`
-//! (Debian: qemu-system-x86, qemu-utils, openssh-client, dosfstools, mtools), and `ovmf` for
-//! Gen2.
+//! (Debian: qemu-system-x86, qemu-utils, openssh-client, dosfstools, mtools), `ovmf` for
+//! Gen2, and for the isolated network `slirp4netns` and `unshare` (slirp4netns,
+//! util-linux).
 
 mod disk;
 mod guest;
@@ -33,10 +37,11 @@ use imagebuilder_core::template::model::{DiskFormat, HyperVGeneration, OsType, V
 
 pub use crate::vmkit::accel::Accelerator;
 pub use crate::vmkit::sizes::{shape_of, VmShape};
+pub use crate::vmkit::uplink::GuestNetwork;
 
 pub use self::lease::ReconcileOutput;
 
-use self::launch::{disk_marker, spawn, uefi_vars_copy, Launch};
+use self::launch::{disk_marker, host_reachable_netdev, spawn, uefi_vars_copy, Launch};
 use self::lease::{Lease, Record};
 use self::socket::SocketFile;
 use self::vm::QemuVm;
@@ -44,6 +49,7 @@ use crate::ssh::{HostKey, SshGuest, SshTarget};
 use crate::vmkit::console::ConsoleTail;
 use crate::vmkit::inspect::inspect_base;
 use crate::vmkit::sizes::shape_for;
+use crate::vmkit::uplink::{self, Uplink};
 use crate::vmkit::{free_port, seed};
 
 /// How the QEMU host runs VMs.
@@ -76,6 +82,10 @@ pub struct QemuConfig {
     /// VM, they let [`QemuBuildHost::reconcile`] clean up after a build whose process died.
     /// Default: `qemu-leases` in the default state dir; the CLI uses `STATE/qemu-leases`.
     pub lease_dir: PathBuf,
+    /// What the guest can reach. Default [`GuestNetwork::Isolated`]: the outside network but
+    /// nothing on this machine's loopback; [`GuestNetwork::HostReachable`] is QEMU's plain
+    /// user network, where a step can connect to every local service.
+    pub network: GuestNetwork,
 }
 
 impl Default for QemuConfig {
@@ -94,6 +104,7 @@ impl Default for QemuConfig {
             socket_dir: std::env::temp_dir(),
             lease_dir: imagebuilder_core::store::TemplateStore::default_state_dir()
                 .join("qemu-leases"),
+            network: GuestNetwork::default(),
         }
     }
 }
@@ -126,6 +137,12 @@ impl QemuConfig {
     /// Keeps lease files in `dir`.
     pub fn with_lease_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.lease_dir = dir.into();
+        self
+    }
+
+    /// Chooses what the guest can reach.
+    pub fn with_network(mut self, network: GuestNetwork) -> Self {
+        self.network = network;
         self
     }
 }
@@ -240,6 +257,9 @@ impl BuildHost for QemuBuildHost {
                 host: "qemu".into(),
             });
         }
+        if config.network == GuestNetwork::Isolated {
+            uplink::check_tools()?;
+        }
         let dir = options.work_dir.clone();
         let base_path = crate::vmkit::disk::local_base(&base.location, "QEMU")?;
         // Before qemu-img or QEMU opens it, and before anything of this VM exists.
@@ -257,6 +277,8 @@ impl BuildHost for QemuBuildHost {
         }
         let overlay = dir.join("disk.qcow2");
         let qmp = SocketFile::for_vm(&config.socket_dir, &dir);
+        let uplink_dir =
+            (config.network == GuestNetwork::Isolated).then(|| uplink::dir_for(qmp.path()));
         // Before anything is made: a crash from here on leaves a record of it.
         let mut lease = Lease::acquire(
             &config.lease_dir,
@@ -266,6 +288,7 @@ impl BuildHost for QemuBuildHost {
                 qmp_socket: qmp.path().to_path_buf(),
                 marker: disk_marker(&overlay),
                 qemu: None,
+                uplink: uplink_dir.clone(),
             },
         )?;
         let virtual_size = disk::create_overlay(
@@ -293,9 +316,23 @@ impl BuildHost for QemuBuildHost {
             shape.memory_mib
         );
 
+        let mut uplink = uplink_dir.as_deref().map(Uplink::prepare).transpose()?;
+
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
-            let ssh_port = free_port()?;
+            // Isolated, QEMU forwards inside its own namespace, where no port is taken; the
+            // host port is slirp4netns's (retried there). Else QEMU's own forward may clash.
+            let (netdev, mut ssh_port, wrap) = match &uplink {
+                Some(uplink) => (
+                    uplink.netdev("net0"),
+                    0,
+                    Some(uplink.wrap(&config.qemu_binary)),
+                ),
+                None => {
+                    let port = free_port()?;
+                    (host_reachable_netdev(port), port, None)
+                }
+            };
             let launch = Launch {
                 qemu: &config.qemu_binary,
                 name: &format!("imagebuilder-{}", options.vm_id),
@@ -306,15 +343,33 @@ impl BuildHost for QemuBuildHost {
                 seed: &seed.image,
                 qmp_socket: qmp.path(),
                 uefi: vars.as_deref().map(|v| (config.ovmf_code.as_path(), v)),
-                ssh_port,
+                netdev,
+                wrap,
             };
             let tail = ConsoleTail::default();
             let stderr_log = dir.join("qemu.stderr");
             let mut child = spawn(&launch, options.console.clone(), tail.clone(), &stderr_log)?;
-            if let Err(e) = lease.set_qemu(child.id().unwrap_or_default()) {
+            let pid = child.id().unwrap_or_default();
+            if let Err(e) = lease.set_qemu(pid) {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
                 return Err(e);
+            }
+            if let Some(mut net) = uplink.take() {
+                net.qemu_started();
+                let (net, attached) = tokio::task::spawn_blocking(move || {
+                    let attached = net.attach(pid);
+                    (net, attached)
+                })
+                .await
+                .map_err(|e| HostError::failed("start the build VM's network", e.to_string()))?;
+                if let Err(e) = attached {
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    return Err(e);
+                }
+                ssh_port = net.ssh_port();
+                uplink = Some(net);
             }
             let target = SshTarget {
                 host: "127.0.0.1".into(),
@@ -345,6 +400,7 @@ impl BuildHost for QemuBuildHost {
                         qmp,
                         seed,
                         ssh_port,
+                        uplink,
                         tail,
                         lease: Some(lease),
                     }));
@@ -363,7 +419,9 @@ impl BuildHost for QemuBuildHost {
                 }
                 Attempt::Exited(status) => {
                     let stderr = std::fs::read_to_string(&stderr_log).unwrap_or_default();
-                    if stderr.contains("hostfwd") || stderr.contains("host forwarding") {
+                    if uplink.is_none()
+                        && (stderr.contains("hostfwd") || stderr.contains("host forwarding"))
+                    {
                         last_error = Some(format!("port {ssh_port} was taken: {}", stderr.trim()));
                         continue;
                     }

@@ -16,6 +16,7 @@ use super::{disk, qmp, QemuConfig};
 use crate::vmkit::console::ConsoleTail;
 use crate::vmkit::power::{PowerOff, PowerSwitch};
 use crate::vmkit::seed::Seed;
+use crate::vmkit::uplink::Uplink;
 
 pub(crate) struct QemuVm {
     pub(crate) id: String,
@@ -30,6 +31,8 @@ pub(crate) struct QemuVm {
     pub(crate) qmp: SocketFile,
     pub(crate) seed: Seed,
     pub(crate) ssh_port: u16,
+    /// The isolated network's helpers; stopped with the VM, kept with a kept VM.
+    pub(crate) uplink: Option<Uplink>,
     pub(crate) tail: ConsoleTail,
     /// Held while this process owns the VM; dropped without release it is stale, and the
     /// next reconcile cleans up.
@@ -98,10 +101,15 @@ impl BuildVm for QemuVm {
             how: self
                 .seed
                 .ssh_command(&self.config.build_user, "127.0.0.1", self.ssh_port),
+            // The network helpers exit with QEMU; their dir stays.
             cleanup: format!(
-                "kill {pid}; rm -rf {} {}",
+                "kill {pid}; rm -rf {} {}{}",
                 self.dir.display(),
-                self.qmp.path().display()
+                self.qmp.path().display(),
+                self.uplink
+                    .as_ref()
+                    .map(|u| format!(" {}", u.dir().display()))
+                    .unwrap_or_default()
             ),
         }
     }
@@ -146,6 +154,9 @@ impl BuildVm for QemuVm {
 
     async fn destroy(mut self: Box<Self>) -> Result<(), HostError> {
         self.power().force_stop().await?;
+        if let Some(mut uplink) = self.uplink.take() {
+            let _ = tokio::task::spawn_blocking(move || uplink.stop()).await;
+        }
         let result = match tokio::fs::remove_dir_all(&self.dir).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -166,6 +177,9 @@ impl BuildVm for QemuVm {
     fn keep(mut self: Box<Self>) -> VmAccess {
         let access = self.access();
         self.qmp.keep();
+        if let Some(uplink) = self.uplink.take() {
+            uplink.keep();
+        }
         // Kept for a person: no reconcile may take it away.
         if let Some(lease) = self.lease.take() {
             lease.release();

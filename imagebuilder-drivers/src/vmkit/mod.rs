@@ -1,5 +1,6 @@
 //! What the VM hosts (QEMU, libvirt) share: host tools, the NoCloud seed with its pinned host
-//! key, the serial console's tail, the end of a build VM (build user removed, power-off), the Azure size table, and the base disk's local checks (never trusting its bytes).
+//! key, the serial console's tail, the end of a build VM (build user removed, power-off), the Azure size table, the base disk's local checks (never trusting its bytes), and the
+//! build VM's isolated uplink (no way to the host's loopback).
 
 pub(crate) mod accel;
 pub(crate) mod command;
@@ -10,6 +11,9 @@ pub(crate) mod lease_file;
 pub(crate) mod power;
 pub(crate) mod seed;
 pub(crate) mod sizes;
+// Only the QEMU host runs it so far; libvirt starts QEMU itself and keeps its user network.
+#[cfg(feature = "qemu")]
+pub(crate) mod uplink;
 
 use std::path::PathBuf;
 

@@ -250,7 +250,12 @@ impl Fixture {
             .await
     }
 
-    async fn boot_with(&self, host: &QemuBuildHost, image: &Path, tag: &str) -> Box<dyn BuildVm> {
+    pub(crate) async fn boot_with(
+        &self,
+        host: &QemuBuildHost,
+        image: &Path,
+        tag: &str,
+    ) -> Box<dyn BuildVm> {
         let dir = self.dir.join(format!("boot-{tag}"));
         std::fs::create_dir_all(&dir).unwrap();
         let format = if image.extension().is_some_and(|e| e == "raw") {
@@ -286,19 +291,35 @@ impl Fixture {
             .collect()
     }
 
+    /// The isolated network's helpers (slirp4netns) of this test's VMs: their command lines
+    /// name the VM's uplink dir, in this test's socket dir.
+    pub(crate) fn network_helpers(&self) -> Vec<String> {
+        network_helpers_under(&self.sockets)
+            .into_iter()
+            .map(|(pid, cmdline)| format!("{pid}: {cmdline}"))
+            .collect()
+    }
+
+    /// QEMU and its network helpers, as text.
+    pub(crate) fn vm_processes(&self) -> Vec<String> {
+        let mut all = self.qemu_processes();
+        all.extend(self.network_helpers());
+        all
+    }
+
     /// What runs with their work dir in `work_dir` left behind, as text (empty when
-    /// nothing): QEMU processes (with them their forwarded ports), files in `work_dir`
+    /// nothing): QEMU processes and their network helpers (with them their forwarded ports), files in `work_dir`
     /// (overlays, seeds, captures), QMP sockets. Waits a moment for processes killed from
     /// outside to exit.
     pub(crate) async fn leaks(&self, work_dir: &Path) -> Vec<String> {
         for _ in 0..100 {
-            if self.qemu_processes().is_empty() {
+            if self.vm_processes().is_empty() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let mut leaks: Vec<String> = self
-            .qemu_processes()
+            .vm_processes()
             .into_iter()
             .map(|p| format!("process {p}"))
             .collect();
@@ -315,12 +336,13 @@ impl Fixture {
         leaks
     }
 
-    /// No QEMU process and no work directory is left (the ports go with the processes).
+    /// No QEMU process, no network helper and no work directory is left (the ports go with
+    /// the processes).
     pub(crate) fn assert_no_leaks(&self) {
         assert_eq!(
-            self.qemu_processes(),
+            self.vm_processes(),
             Vec::<String>::new(),
-            "QEMU processes left running"
+            "QEMU processes or their network helpers left running"
         );
         assert!(
             !self.dir.join("work").exists(),
@@ -331,15 +353,15 @@ impl Fixture {
     /// Like `assert_no_leaks`, after giving processes killed from outside time to exit.
     pub(crate) async fn wait_for_no_leaks(&self) {
         for _ in 0..100 {
-            if self.qemu_processes().is_empty() {
+            if self.vm_processes().is_empty() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(
-            self.qemu_processes(),
+            self.vm_processes(),
             Vec::<String>::new(),
-            "QEMU processes left running"
+            "QEMU processes or their network helpers left running"
         );
     }
 }
@@ -487,6 +509,29 @@ pub(crate) fn qemu_processes_under(dir: &Path) -> Vec<(u32, String)> {
         };
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cmdline.contains("qemu-system") && cmdline.contains(&needle) {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// slirp4netns (or passt) processes whose command line names a path under `dir` (the socket
+/// dir their VMs' uplink dirs are in), with their pids.
+pub(crate) fn network_helpers_under(dir: &Path) -> Vec<(u32, String)> {
+    let needle = format!("{}/", dir.display());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        // A zombie's cmdline is empty, so only live ones count.
+        if (cmdline.contains("passt") || cmdline.contains("slirp4netns"))
+            && cmdline.contains(&needle)
+        {
             found.push((pid, cmdline));
         }
     }
