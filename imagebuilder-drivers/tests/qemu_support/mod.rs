@@ -497,6 +497,17 @@ pub(crate) async fn assert_no_build_identity(vm: &dyn BuildVm, build_host_key: &
 
 /// QEMU processes whose command line names a path under `dir`, with their pids.
 pub(crate) fn qemu_processes_under(dir: &Path) -> Vec<(u32, String)> {
+    processes_under(dir, "qemu-system")
+}
+
+/// slirp4netns processes whose command line names a path under `dir` (the socket dir their
+/// VMs' uplink dirs are in), with their pids.
+pub(crate) fn network_helpers_under(dir: &Path) -> Vec<(u32, String)> {
+    processes_under(dir, "slirp4netns")
+}
+
+/// Live processes whose command line names `program` and a path under `dir`.
+fn processes_under(dir: &Path, program: &str) -> Vec<(u32, String)> {
     // With the trailing slash, so test `cancel` does not see `cancel_booting`'s VMs.
     let needle = format!("{}/", dir.display());
     let mut found = Vec::new();
@@ -507,31 +518,9 @@ pub(crate) fn qemu_processes_under(dir: &Path) -> Vec<(u32, String)> {
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains("qemu-system") && cmdline.contains(&needle) {
-            found.push((pid, cmdline));
-        }
-    }
-    found
-}
-
-/// slirp4netns (or passt) processes whose command line names a path under `dir` (the socket
-/// dir their VMs' uplink dirs are in), with their pids.
-pub(crate) fn network_helpers_under(dir: &Path) -> Vec<(u32, String)> {
-    let needle = format!("{}/", dir.display());
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         // A zombie's cmdline is empty, so only live ones count.
-        if (cmdline.contains("passt") || cmdline.contains("slirp4netns"))
-            && cmdline.contains(&needle)
-        {
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(program) && cmdline.contains(&needle) {
             found.push((pid, cmdline));
         }
     }
