@@ -9,8 +9,12 @@ use crate::host::{ExecRequest, Guest};
 use crate::template::model::OsType;
 
 /// Default Linux generalization: what `waagent -deprovision+user` does for a cloud image,
-/// without needing the Azure agent.
+/// without needing the Azure agent. cloud-init may still be running its later stages (SSH
+/// answers after its first), and one that runs after the clean makes a new instance in the
+/// image, so the clean waits for it to finish first (bounded; an image without cloud-init
+/// goes on at once).
 const LINUX_DEFAULT: &str = "\
+sudo timeout 600 cloud-init status --wait >/dev/null 2>&1; \
 sudo cloud-init clean --logs --seed 2>/dev/null || sudo rm -rf /var/lib/cloud/instances /var/lib/cloud/instance /var/lib/cloud/data; \
 sudo rm -f /etc/ssh/ssh_host_*; \
 sudo truncate -s 0 /etc/machine-id; sudo rm -f /var/lib/dbus/machine-id; \
