@@ -37,35 +37,24 @@ pub(crate) struct Fixture {
     pub(crate) events: Arc<Mutex<Vec<BuildEvent>>>,
 }
 
-/// The directory the test command builds the fixture images into. Unset, the test is
-/// skipped with a message, but in CI (`CI=true`) it fails: the test command sets it there.
+/// The directory the test command builds the fixture images into (skips, or fails under
+/// CI, without it).
 fn images_dir() -> Option<PathBuf> {
-    match std::env::var_os("IMAGEBUILDER_FIXTURE_IMAGES") {
-        Some(dir) => Some(PathBuf::from(dir)),
-        // CI runs the test command, which sets it: there a skip would hide a broken set-up.
-        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("IMAGEBUILDER_FIXTURE_IMAGES is not set under CI=true; `bash scripts/test.sh` builds the fixture images and sets it")
-        }
-        None => {
-            eprintln!("skipped: IMAGEBUILDER_FIXTURE_IMAGES is not set; `bash scripts/test.sh` builds the fixture images and sets it");
-            None
-        }
-    }
+    imagebuilder_core::testkit::env::required_var(
+        "IMAGEBUILDER_FIXTURE_IMAGES",
+        "`bash scripts/test.sh` builds the fixture images and sets it",
+    )
+    .map(PathBuf::from)
 }
 
 /// The directory the test command builds the stock Debian image into
-/// (`scripts/build-stock-image.sh`); like [`images_dir`], a skip outside CI, a failure in it.
+/// (`scripts/build-stock-image.sh`), under the same rule as [`images_dir`].
 fn stock_images_dir() -> Option<PathBuf> {
-    match std::env::var_os("IMAGEBUILDER_STOCK_IMAGES") {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("IMAGEBUILDER_STOCK_IMAGES is not set under CI=true; `bash scripts/test.sh` builds the stock image and sets it")
-        }
-        None => {
-            eprintln!("skipped: IMAGEBUILDER_STOCK_IMAGES is not set; `bash scripts/test.sh` builds the stock image and sets it");
-            None
-        }
-    }
+    imagebuilder_core::testkit::env::required_var(
+        "IMAGEBUILDER_STOCK_IMAGES",
+        "`bash scripts/test.sh` builds the stock image and sets it",
+    )
+    .map(PathBuf::from)
 }
 
 /// How long a stock image may take to answer SSH: about 50 s on an idle machine under TCG
